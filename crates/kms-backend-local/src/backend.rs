@@ -53,7 +53,8 @@ impl Index {
 
     fn remove(&mut self, id: &KeyId) {
         if let Some(file) = self.by_id.remove(id) {
-            self.order.remove(&(file.metadata.creation_date, id.clone()));
+            self.order
+                .remove(&(file.metadata.creation_date, id.clone()));
         }
     }
 }
@@ -84,7 +85,12 @@ impl LocalBackend {
         let index = tokio::task::spawn_blocking(move || load_index(&loader_dir))
             .await
             .map_err(|e| io_error("loading keys", e))??;
-        Ok(Self { dir, kek, index: RwLock::new(index), writer: Mutex::new(()) })
+        Ok(Self {
+            dir,
+            kek,
+            index: RwLock::new(index),
+            writer: Mutex::new(()),
+        })
     }
 
     /// The directory holding the key files.
@@ -94,7 +100,11 @@ impl LocalBackend {
 
     fn get(&self, id: &KeyId) -> Result<Arc<KeyFile>> {
         let index = self.index.read().expect("index lock poisoned");
-        index.by_id.get(id).cloned().ok_or_else(|| Error::key_not_found(id))
+        index
+            .by_id
+            .get(id)
+            .cloned()
+            .ok_or_else(|| Error::key_not_found(id))
     }
 
     fn path_of(&self, id: &KeyId) -> PathBuf {
@@ -111,13 +121,19 @@ impl LocalBackend {
             .await
             .map_err(|e| io_error("writing a key", e))?
             .map_err(|e| io_error("writing a key", e))?;
-        self.index.write().expect("index lock poisoned").insert(file);
+        self.index
+            .write()
+            .expect("index lock poisoned")
+            .insert(file);
         Ok(())
     }
 
     fn wrap(&self, id: &KeyId, version: u32, material: &SecretBytes) -> WrappedVersion {
         let sealed = seal_with(&self.kek, &wrap_aad(id, version), material.expose());
-        WrappedVersion { version, wrapped: STANDARD.encode(sealed) }
+        WrappedVersion {
+            version,
+            wrapped: STANDARD.encode(sealed),
+        }
     }
 
     fn unwrap(&self, id: &KeyId, version: &WrappedVersion) -> Result<SecretBytes> {
@@ -152,7 +168,10 @@ fn load_index(dir: &Path) -> Result<Index> {
             let file: KeyFile = serde_json::from_slice(&bytes)
                 .map_err(|e| backend_error("reading a key file", format!("{name}: {e}")))?;
             if file.format != KEY_FILE_FORMAT {
-                return Err(backend_error("reading a key file", format!("{name}: unknown format")));
+                return Err(backend_error(
+                    "reading a key file",
+                    format!("{name}: unknown format"),
+                ));
             }
             index.insert(file);
         }
@@ -170,11 +189,17 @@ impl Backend for LocalBackend {
         let metadata = request.into_metadata(kms_core::now())?;
         let _writer = self.writer.lock().await;
         if self.get(&metadata.key_id).is_ok() {
-            return Err(Error::KeyAlreadyExists { key_id: metadata.key_id.to_string() });
+            return Err(Error::KeyAlreadyExists {
+                key_id: metadata.key_id.to_string(),
+            });
         }
         let material = SecretBytes::random(MATERIAL_LEN);
         let versions = vec![self.wrap(&metadata.key_id, 1, &material)];
-        let file = KeyFile { format: KEY_FILE_FORMAT, metadata: metadata.clone(), versions };
+        let file = KeyFile {
+            format: KEY_FILE_FORMAT,
+            metadata: metadata.clone(),
+            versions,
+        };
         self.store(file).await?;
         Ok(metadata)
     }
@@ -194,7 +219,10 @@ impl Backend for LocalBackend {
             current_version: file.metadata.current_version,
             versions,
         };
-        Ok(LoadedKey { metadata: file.metadata.clone(), master_key: Arc::new(master_key) })
+        Ok(LoadedKey {
+            metadata: file.metadata.clone(),
+            master_key: Arc::new(master_key),
+        })
     }
 
     async fn list_keys(&self, request: &ListKeysRequest) -> Result<KeyPage> {
@@ -246,7 +274,10 @@ impl Backend for LocalBackend {
             .await
             .map_err(|e| io_error("destroying a key", e))?
             .map_err(|e| io_error("destroying a key", e))?;
-        self.index.write().expect("index lock poisoned").remove(key_id);
+        self.index
+            .write()
+            .expect("index lock poisoned")
+            .remove(key_id);
         Ok(true)
     }
 
@@ -289,14 +320,24 @@ impl MasterKey for LocalMasterKey {
         let sealed = self
             .cipher(version)
             .map_err(|_| Error::EncryptionFailed)?
-            .encrypt(Nonce::from_slice(nonce.expose()), Payload { msg: data_key.expose(), aad: &aad })
+            .encrypt(
+                Nonce::from_slice(nonce.expose()),
+                Payload {
+                    msg: data_key.expose(),
+                    aad: &aad,
+                },
+            )
             .map_err(|_| Error::EncryptionFailed)?;
         let mut payload = nonce.expose().to_vec();
         payload.extend_from_slice(&sealed);
         Ok(Envelope::new(self.key_id.clone(), version, payload))
     }
 
-    async fn unseal(&self, envelope: &Envelope, context: &EncryptionContext) -> Result<SecretBytes> {
+    async fn unseal(
+        &self,
+        envelope: &Envelope,
+        context: &EncryptionContext,
+    ) -> Result<SecretBytes> {
         let payload = envelope.payload();
         if payload.len() < NONCE_LEN + 16 || envelope.key_id() != &self.key_id {
             return Err(Error::DecryptionFailed);
@@ -304,7 +345,13 @@ impl MasterKey for LocalMasterKey {
         let (nonce, ciphertext) = payload.split_at(NONCE_LEN);
         let aad = Envelope::associated_data(&self.key_id, envelope.key_version(), context);
         self.cipher(envelope.key_version())?
-            .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad: &aad })
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad: &aad,
+                },
+            )
             .map(SecretBytes::new)
             .map_err(|_| Error::DecryptionFailed)
     }
@@ -315,15 +362,24 @@ fn hex_lower(bytes: &[u8]) -> String {
 }
 
 fn io_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Backend { backend: BACKEND, reason: format!("{what}: {e}") }
+    Error::Backend {
+        backend: BACKEND,
+        reason: format!("{what}: {e}"),
+    }
 }
 
 fn backend_error(what: &str, e: impl std::fmt::Display) -> Error {
-    Error::Backend { backend: BACKEND, reason: format!("{what}: {e}") }
+    Error::Backend {
+        backend: BACKEND,
+        reason: format!("{what}: {e}"),
+    }
 }
 
 fn corrupt(id: &KeyId) -> Error {
-    backend_error("reading a key file", format!("key '{id}' has damaged material"))
+    backend_error(
+        "reading a key file",
+        format!("key '{id}' has damaged material"),
+    )
 }
 
 #[cfg(test)]
@@ -337,7 +393,9 @@ mod tests {
     #[tokio::test(flavor = "multi_thread")]
     async fn passes_the_conformance_suite() {
         let dir = tempfile::tempdir().unwrap();
-        let backend = LocalBackend::open(dir.path().join("keys"), &root()).await.unwrap();
+        let backend = LocalBackend::open(dir.path().join("keys"), &root())
+            .await
+            .unwrap();
         kms_core::testing::run_conformance(&backend).await;
     }
 
@@ -347,7 +405,10 @@ mod tests {
         let ctx = EncryptionContext::default();
         let (id, data_key) = {
             let backend = LocalBackend::open(dir.path(), &root()).await.unwrap();
-            let meta = backend.create_key(CreateKeyRequest::default()).await.unwrap();
+            let meta = backend
+                .create_key(CreateKeyRequest::default())
+                .await
+                .unwrap();
             let dk = kms_core::ops::generate_data_key(
                 &backend,
                 &meta.key_id,
@@ -358,13 +419,21 @@ mod tests {
             .unwrap();
             let change = KeyChange::schedule_deletion(kms_core::now(), 9).unwrap();
             backend.update_key(&meta.key_id, change).await.unwrap();
-            backend.update_key(&meta.key_id, KeyChange::CancelDeletion).await.unwrap();
-            backend.rotate_key(&meta.key_id, kms_core::now()).await.unwrap();
+            backend
+                .update_key(&meta.key_id, KeyChange::CancelDeletion)
+                .await
+                .unwrap();
+            backend
+                .rotate_key(&meta.key_id, kms_core::now())
+                .await
+                .unwrap();
             (meta.key_id, dk)
         };
         let reopened = LocalBackend::open(dir.path(), &root()).await.unwrap();
         assert_eq!(reopened.describe_key(&id).await.unwrap().current_version, 2);
-        let back = kms_core::ops::decrypt(&reopened, &data_key.ciphertext_blob, &ctx).await.unwrap();
+        let back = kms_core::ops::decrypt(&reopened, &data_key.ciphertext_blob, &ctx)
+            .await
+            .unwrap();
         assert_eq!(back.plaintext.expose(), data_key.plaintext.expose());
     }
 
@@ -373,10 +442,17 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(dir.path(), &root()).await.unwrap();
-        let meta = backend.create_key(CreateKeyRequest::default()).await.unwrap();
+        let meta = backend
+            .create_key(CreateKeyRequest::default())
+            .await
+            .unwrap();
         let loaded = backend.load_key(&meta.key_id).await.unwrap();
         let probe = SecretBytes::new(vec![7u8; 32]);
-        let envelope = loaded.master_key.seal(&probe, &EncryptionContext::default()).await.unwrap();
+        let envelope = loaded
+            .master_key
+            .seal(&probe, &EncryptionContext::default())
+            .await
+            .unwrap();
         assert_eq!(envelope.key_version(), 1);
         let path = backend.path_of(&meta.key_id);
         let content = std::fs::read_to_string(&path).unwrap();
@@ -391,7 +467,10 @@ mod tests {
     async fn another_root_secret_cannot_use_the_keys() {
         let dir = tempfile::tempdir().unwrap();
         let backend = LocalBackend::open(dir.path(), &root()).await.unwrap();
-        let meta = backend.create_key(CreateKeyRequest::default()).await.unwrap();
+        let meta = backend
+            .create_key(CreateKeyRequest::default())
+            .await
+            .unwrap();
         drop(backend);
         let other = RootSecret::from_text("another-root-secret-of-32-chars-or-more").unwrap();
         let reopened = LocalBackend::open(dir.path(), &other).await.unwrap();
@@ -405,7 +484,13 @@ mod tests {
         std::fs::write(dir.path().join(".abc.key.123.tmp"), b"half").unwrap();
         let backend = LocalBackend::open(dir.path(), &root()).await.unwrap();
         assert!(!dir.path().join(".abc.key.123.tmp").exists());
-        let page = backend.list_keys(&ListKeysRequest { limit: 10, marker: None }).await.unwrap();
+        let page = backend
+            .list_keys(&ListKeysRequest {
+                limit: 10,
+                marker: None,
+            })
+            .await
+            .unwrap();
         assert!(page.keys.is_empty());
     }
 }

@@ -23,7 +23,9 @@ impl RootSecret {
     /// A root secret from text (for example `KMS_ROOT_SECRET`): at least 32 characters.
     pub fn from_text(text: &str) -> Result<Self> {
         if text.len() < 32 {
-            return Err(Error::invalid("the root secret must have at least 32 characters"));
+            return Err(Error::invalid(
+                "the root secret must have at least 32 characters",
+            ));
         }
         Ok(Self(SecretBytes::new(text.as_bytes().to_vec())))
     }
@@ -62,12 +64,20 @@ impl RootSecret {
     /// Seals a small secret (a Vault token, say) for storage: `nonce || AES-256-GCM`, with the
     /// label bound as associated data so a sealed value cannot be moved to another field.
     pub fn seal(&self, label: &str, secret: &[u8]) -> Vec<u8> {
-        seal_with(&self.derive("sealed-config-values"), label.as_bytes(), secret)
+        seal_with(
+            &self.derive("sealed-config-values"),
+            label.as_bytes(),
+            secret,
+        )
     }
 
     /// Opens a value sealed with [`RootSecret::seal`] under the same label.
     pub fn open(&self, label: &str, sealed: &[u8]) -> Result<SecretBytes> {
-        open_with(&self.derive("sealed-config-values"), label.as_bytes(), sealed)
+        open_with(
+            &self.derive("sealed-config-values"),
+            label.as_bytes(),
+            sealed,
+        )
     }
 }
 
@@ -77,7 +87,13 @@ pub(crate) fn seal_with(key: &SecretBytes, aad: &[u8], plaintext: &[u8]) -> Vec<
     let nonce_bytes = SecretBytes::random(NONCE_LEN);
     let nonce = Nonce::from_slice(nonce_bytes.expose());
     let sealed = cipher
-        .encrypt(nonce, Payload { msg: plaintext, aad })
+        .encrypt(
+            nonce,
+            Payload {
+                msg: plaintext,
+                aad,
+            },
+        )
         .expect("AES-GCM encryption of small inputs cannot fail");
     let mut out = nonce_bytes.expose().to_vec();
     out.extend_from_slice(&sealed);
@@ -92,7 +108,13 @@ pub(crate) fn open_with(key: &SecretBytes, aad: &[u8], sealed: &[u8]) -> Result<
     let (nonce, ciphertext) = sealed.split_at(NONCE_LEN);
     let cipher = Aes256Gcm::new_from_slice(key.expose()).expect("keys are 32 bytes");
     cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ciphertext, aad })
+        .decrypt(
+            Nonce::from_slice(nonce),
+            Payload {
+                msg: ciphertext,
+                aad,
+            },
+        )
         .map(SecretBytes::new)
         .map_err(|_| Error::DecryptionFailed)
 }
@@ -111,7 +133,10 @@ mod tests {
         let (second, created) = RootSecret::load_or_create(dir.path()).unwrap();
         assert!(!created);
         assert_eq!(first.derive("x").expose(), second.derive("x").expose());
-        let mode = fs::metadata(dir.path().join(FILE_NAME)).unwrap().permissions().mode();
+        let mode = fs::metadata(dir.path().join(FILE_NAME))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600);
     }
 
@@ -120,8 +145,14 @@ mod tests {
         let root = RootSecret::from_text(&"r".repeat(32)).unwrap();
         let sealed = root.seal("vault.token", b"s.secret-token");
         assert!(!sealed.windows(6).any(|w| w == b"secret"));
-        assert_eq!(root.open("vault.token", &sealed).unwrap().expose(), b"s.secret-token");
-        assert_eq!(root.open("other", &sealed).unwrap_err(), Error::DecryptionFailed);
+        assert_eq!(
+            root.open("vault.token", &sealed).unwrap().expose(),
+            b"s.secret-token"
+        );
+        assert_eq!(
+            root.open("other", &sealed).unwrap_err(),
+            Error::DecryptionFailed
+        );
         let other_root = RootSecret::from_text(&"s".repeat(32)).unwrap();
         assert!(other_root.open("vault.token", &sealed).is_err());
     }

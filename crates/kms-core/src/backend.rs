@@ -81,7 +81,10 @@ pub struct ListMarker {
 impl ListMarker {
     /// The marker placed after this key.
     pub fn after(metadata: &KeyMetadata) -> Self {
-        Self { creation_date: metadata.creation_date, key_id: metadata.key_id.clone() }
+        Self {
+            creation_date: metadata.creation_date,
+            key_id: metadata.key_id.clone(),
+        }
     }
 
     /// Whether this key sorts after the marker.
@@ -128,7 +131,10 @@ impl KeyPage {
             (Some(_), Some(last)) => Some(ListMarker::after(last)),
             _ => None,
         };
-        Self { keys: page, next_marker }
+        Self {
+            keys: page,
+            next_marker,
+        }
     }
 }
 
@@ -165,7 +171,9 @@ impl KeyChange {
                 PENDING_WINDOW_DAYS.end()
             )));
         }
-        Ok(Self::ScheduleDeletion { deletion_date: now + chrono::Duration::days(days) })
+        Ok(Self::ScheduleDeletion {
+            deletion_date: now + chrono::Duration::days(days),
+        })
     }
 
     /// A rotation setting, the period validated.
@@ -177,7 +185,10 @@ impl KeyChange {
                 ROTATION_PERIOD_DAYS.end()
             )));
         }
-        Ok(Self::SetRotation { enabled, period_in_days })
+        Ok(Self::SetRotation {
+            enabled,
+            period_in_days,
+        })
     }
 
     /// Applies the change to a key's metadata, or refuses it for the key's state. Every backend
@@ -214,7 +225,10 @@ impl KeyChange {
                 meta.key_state = KeyState::PendingDeletion;
                 meta.deletion_date = Some(*deletion_date);
             }
-            Self::SetRotation { enabled, period_in_days } => {
+            Self::SetRotation {
+                enabled,
+                period_in_days,
+            } => {
                 meta.rotation_enabled = *enabled;
                 meta.rotation_period_in_days = *period_in_days;
             }
@@ -243,7 +257,9 @@ pub struct LoadedKey {
 
 impl fmt::Debug for LoadedKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("LoadedKey").field("metadata", &self.metadata).finish_non_exhaustive()
+        f.debug_struct("LoadedKey")
+            .field("metadata", &self.metadata)
+            .finish_non_exhaustive()
     }
 }
 
@@ -308,7 +324,12 @@ mod tests {
     use super::*;
 
     fn meta() -> KeyMetadata {
-        KeyMetadata::new(KeyId::generate(), String::new(), Tags::default(), crate::now())
+        KeyMetadata::new(
+            KeyId::generate(),
+            String::new(),
+            Tags::default(),
+            crate::now(),
+        )
     }
 
     #[test]
@@ -318,7 +339,10 @@ mod tests {
         schedule.apply(&mut m).unwrap();
         assert_eq!(m.key_state, KeyState::PendingDeletion);
         assert!(m.deletion_date.is_some());
-        assert!(schedule.apply(&mut m).is_err(), "scheduling twice must be refused");
+        assert!(
+            schedule.apply(&mut m).is_err(),
+            "scheduling twice must be refused"
+        );
         assert!(KeyChange::Enable.apply(&mut m).is_err());
         KeyChange::CancelDeletion.apply(&mut m).unwrap();
         assert_eq!((m.key_state, m.deletion_date), (KeyState::Enabled, None));

@@ -69,8 +69,13 @@ mod tests {
     use super::*;
 
     fn ctx(pairs: &[(&str, &str)]) -> EncryptionContext {
-        EncryptionContext::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-            .unwrap()
+        EncryptionContext::new(
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -83,8 +88,14 @@ mod tests {
 
     #[test]
     fn encoding_is_unambiguous_where_concatenation_is_not() {
-        assert_ne!(ctx(&[("ab", "c")]).canonical_bytes(), ctx(&[("a", "bc")]).canonical_bytes());
-        assert_ne!(ctx(&[("a", "")]).canonical_bytes(), ctx(&[]).canonical_bytes());
+        assert_ne!(
+            ctx(&[("ab", "c")]).canonical_bytes(),
+            ctx(&[("a", "bc")]).canonical_bytes()
+        );
+        assert_ne!(
+            ctx(&[("a", "")]).canonical_bytes(),
+            ctx(&[]).canonical_bytes()
+        );
     }
 
     #[test]

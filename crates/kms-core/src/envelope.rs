@@ -26,7 +26,11 @@ pub struct Envelope {
 impl Envelope {
     /// An envelope around a backend payload.
     pub fn new(key_id: KeyId, key_version: u32, payload: Vec<u8>) -> Self {
-        Self { key_id, key_version, payload }
+        Self {
+            key_id,
+            key_version,
+            payload,
+        }
     }
 
     /// The master key that sealed the data key.
@@ -97,7 +101,11 @@ impl Envelope {
         if rest.is_empty() {
             return Err(bad());
         }
-        Ok(Self { key_id, key_version, payload: rest.to_vec() })
+        Ok(Self {
+            key_id,
+            key_version,
+            payload: rest.to_vec(),
+        })
     }
 }
 
@@ -122,7 +130,10 @@ mod tests {
     fn round_trips() {
         let env = Envelope::new(KeyId::parse("k1").unwrap(), 7, vec![1, 2, 3]);
         let bytes = env.to_bytes();
-        assert_eq!(bytes, [b'K', b'M', b'S', 1, 0, 2, b'k', b'1', 0, 0, 0, 7, 1, 2, 3]);
+        assert_eq!(
+            bytes,
+            [b'K', b'M', b'S', 1, 0, 2, b'k', b'1', 0, 0, 0, 7, 1, 2, 3]
+        );
         assert_eq!(Envelope::parse(&bytes).unwrap(), env);
     }
 
@@ -130,11 +141,18 @@ mod tests {
     fn malformed_blobs_are_decryption_failures() {
         let good = Envelope::new(KeyId::parse("k1").unwrap(), 1, vec![9]).to_bytes();
         for n in 0..good.len() {
-            assert_eq!(Envelope::parse(&good[..n]), Err(Error::DecryptionFailed), "prefix {n}");
+            assert_eq!(
+                Envelope::parse(&good[..n]),
+                Err(Error::DecryptionFailed),
+                "prefix {n}"
+            );
         }
         let mut wrong_version = good.clone();
         wrong_version[3] = 2;
-        assert_eq!(Envelope::parse(&wrong_version), Err(Error::DecryptionFailed));
+        assert_eq!(
+            Envelope::parse(&wrong_version),
+            Err(Error::DecryptionFailed)
+        );
         let mut bad_id = good.clone();
         bad_id[6] = b'/';
         assert_eq!(Envelope::parse(&bad_id), Err(Error::DecryptionFailed));

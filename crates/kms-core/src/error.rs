@@ -67,12 +67,16 @@ pub type BackendName = &'static str;
 impl Error {
     /// An [`Error::InvalidRequest`] with this reason.
     pub fn invalid(reason: impl Into<String>) -> Self {
-        Self::InvalidRequest { reason: reason.into() }
+        Self::InvalidRequest {
+            reason: reason.into(),
+        }
     }
 
     /// An [`Error::KeyNotFound`] for this key id.
     pub fn key_not_found(key_id: impl fmt::Display) -> Self {
-        Self::KeyNotFound { key_id: key_id.to_string() }
+        Self::KeyNotFound {
+            key_id: key_id.to_string(),
+        }
     }
 }
 
@@ -82,18 +86,30 @@ impl fmt::Display for Error {
             Self::InvalidRequest { reason } => write!(f, "{reason}"),
             Self::KeyNotFound { key_id } => write!(f, "key '{key_id}' does not exist"),
             Self::KeyAlreadyExists { key_id } => write!(f, "key '{key_id}' already exists"),
-            Self::InvalidKeyState { key_id, state, operation } => {
-                write!(f, "key '{key_id}' is {state} and cannot be used to {operation}")
+            Self::InvalidKeyState {
+                key_id,
+                state,
+                operation,
+            } => {
+                write!(
+                    f,
+                    "key '{key_id}' is {state} and cannot be used to {operation}"
+                )
             }
             Self::Conflict { reason } => write!(f, "{reason}"),
             Self::DecryptionFailed => {
-                write!(f, "the ciphertext blob or its encryption context does not authenticate")
+                write!(
+                    f,
+                    "the ciphertext blob or its encryption context does not authenticate"
+                )
             }
             Self::EncryptionFailed => write!(f, "the data key could not be sealed"),
             Self::BackendUnavailable { backend, reason } => {
                 write!(f, "the {backend} backend is unavailable: {reason}")
             }
-            Self::Backend { backend, reason } => write!(f, "the {backend} backend failed: {reason}"),
+            Self::Backend { backend, reason } => {
+                write!(f, "the {backend} backend failed: {reason}")
+            }
         }
     }
 }

@@ -40,7 +40,9 @@ impl KeyId {
             return Err(Error::invalid("key id must not be empty"));
         }
         if id.len() > MAX_KEY_ID_BYTES {
-            return Err(Error::invalid(format!("key id is longer than {MAX_KEY_ID_BYTES} bytes")));
+            return Err(Error::invalid(format!(
+                "key id is longer than {MAX_KEY_ID_BYTES} bytes"
+            )));
         }
         if id.contains(['/', '\\']) || id.contains("..") || id.chars().any(char::is_control) {
             return Err(Error::invalid(
@@ -300,10 +302,24 @@ mod tests {
 
     #[test]
     fn key_ids_refuse_path_tricks_and_control_characters() {
-        for bad in ["", "a/b", "a\\b", "..", "a..b", "a\nb", "a\u{7f}", &"x".repeat(257)] {
+        for bad in [
+            "",
+            "a/b",
+            "a\\b",
+            "..",
+            "a..b",
+            "a\nb",
+            "a\u{7f}",
+            &"x".repeat(257),
+        ] {
             assert!(KeyId::parse(bad).is_err(), "{bad:?} was accepted");
         }
-        for good in ["default-master-key", "fa5bac0e-2a2c-4f9a-a09d-2f5b8a59ed85", "ключ", "a.b"] {
+        for good in [
+            "default-master-key",
+            "fa5bac0e-2a2c-4f9a-a09d-2f5b8a59ed85",
+            "ключ",
+            "a.b",
+        ] {
             assert_eq!(KeyId::parse(good).unwrap().as_str(), good);
         }
         assert!(KeyId::parse(&"x".repeat(256)).is_ok());
@@ -328,11 +344,21 @@ mod tests {
 
     #[test]
     fn only_enabled_keys_pass_the_state_check() {
-        let mut meta =
-            KeyMetadata::new(KeyId::generate(), String::new(), Tags::default(), crate::now());
+        let mut meta = KeyMetadata::new(
+            KeyId::generate(),
+            String::new(),
+            Tags::default(),
+            crate::now(),
+        );
         assert!(meta.require_enabled("decrypt").is_ok());
         meta.key_state = KeyState::Disabled;
         let err = meta.require_enabled("decrypt").unwrap_err();
-        assert!(matches!(err, Error::InvalidKeyState { state: KeyState::Disabled, .. }));
+        assert!(matches!(
+            err,
+            Error::InvalidKeyState {
+                state: KeyState::Disabled,
+                ..
+            }
+        ));
     }
 }

@@ -37,7 +37,11 @@ pub async fn generate_data_key(
     key.metadata.require_enabled("generate data keys")?;
     let plaintext = SecretBytes::random(spec.len());
     let envelope = key.master_key.seal(&plaintext, context).await?;
-    Ok(DataKey { key_id: key.metadata.key_id, plaintext, ciphertext_blob: envelope.to_bytes() })
+    Ok(DataKey {
+        key_id: key.metadata.key_id,
+        plaintext,
+        ciphertext_blob: envelope.to_bytes(),
+    })
 }
 
 /// Unseals a ciphertext blob with exactly the encryption context it was sealed with.
@@ -50,7 +54,10 @@ pub async fn decrypt(
     let key = backend.load_key(envelope.key_id()).await?;
     key.metadata.require_enabled("decrypt")?;
     let plaintext = key.master_key.unseal(&envelope, context).await?;
-    Ok(DecryptedDataKey { key_id: key.metadata.key_id, plaintext })
+    Ok(DecryptedDataKey {
+        key_id: key.metadata.key_id,
+        plaintext,
+    })
 }
 
 /// Makes sure a key with this id exists: adopts it when present, creates it when absent. Used for
@@ -99,7 +106,10 @@ pub async fn rotate_due_keys(backend: &dyn Backend, now: DateTime<Utc>) -> Resul
 
 async fn all_keys(backend: &dyn Backend) -> Result<Vec<KeyMetadata>> {
     let mut keys = Vec::new();
-    let mut request = ListKeysRequest { limit: 1000, marker: None };
+    let mut request = ListKeysRequest {
+        limit: 1000,
+        marker: None,
+    };
     loop {
         let page = backend.list_keys(&request).await?;
         keys.extend(page.keys);

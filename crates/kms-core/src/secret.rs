@@ -61,7 +61,10 @@ mod tests {
 
     #[test]
     fn random_secrets_differ() {
-        assert_ne!(SecretBytes::random(32).expose(), SecretBytes::random(32).expose());
+        assert_ne!(
+            SecretBytes::random(32).expose(),
+            SecretBytes::random(32).expose()
+        );
         assert_eq!(SecretBytes::random(16).len(), 16);
     }
 }

@@ -31,13 +31,22 @@ pub async fn run_conformance(backend: &dyn Backend) {
 }
 
 fn context(pairs: &[(&str, &str)]) -> EncryptionContext {
-    EncryptionContext::new(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
-        .expect("valid context")
+    EncryptionContext::new(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
+    )
+    .expect("valid context")
 }
 
 async fn new_key(backend: &dyn Backend, description: &str) -> KeyMetadata {
     let tags = Tags::new([("name".to_string(), description.to_string())].into()).unwrap();
-    let request = CreateKeyRequest { key_id: None, description: description.into(), tags };
+    let request = CreateKeyRequest {
+        key_id: None,
+        description: description.into(),
+        tags,
+    };
     backend.create_key(request).await.expect("create key")
 }
 
@@ -52,15 +61,24 @@ async fn create_then_describe_returns_the_same_metadata(backend: &dyn Backend) {
 
 async fn creating_an_existing_id_is_refused(backend: &dyn Backend) {
     let created = new_key(backend, "conformance duplicate").await;
-    let again = CreateKeyRequest { key_id: Some(created.key_id.clone()), ..Default::default() };
+    let again = CreateKeyRequest {
+        key_id: Some(created.key_id.clone()),
+        ..Default::default()
+    };
     let err = backend.create_key(again).await.unwrap_err();
     assert!(matches!(err, Error::KeyAlreadyExists { .. }), "{err:?}");
-    assert_eq!(backend.describe_key(&created.key_id).await.unwrap(), created);
+    assert_eq!(
+        backend.describe_key(&created.key_id).await.unwrap(),
+        created
+    );
 }
 
 async fn unknown_keys_are_not_found(backend: &dyn Backend) {
     let id = KeyId::generate();
-    assert!(matches!(backend.describe_key(&id).await, Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        backend.describe_key(&id).await,
+        Err(Error::KeyNotFound { .. })
+    ));
     let change = backend.update_key(&id, KeyChange::Disable).await;
     assert!(matches!(change, Err(Error::KeyNotFound { .. })));
     let data_key = generate_data_key(backend, &id, KeySpec::Aes256, &context(&[])).await;
@@ -71,11 +89,21 @@ async fn data_keys_round_trip_under_their_exact_context(backend: &dyn Backend) {
     let key = new_key(backend, "conformance round trip").await;
     let ctx = context(&[("bucket", "photos"), ("object", "a/b.jpg")]);
     for spec in [KeySpec::Aes256, KeySpec::Aes128] {
-        let first = generate_data_key(backend, &key.key_id, spec, &ctx).await.unwrap();
-        let second = generate_data_key(backend, &key.key_id, spec, &ctx).await.unwrap();
+        let first = generate_data_key(backend, &key.key_id, spec, &ctx)
+            .await
+            .unwrap();
+        let second = generate_data_key(backend, &key.key_id, spec, &ctx)
+            .await
+            .unwrap();
         assert_eq!(first.plaintext.len(), spec.len());
-        assert_ne!(first.plaintext.expose(), second.plaintext.expose(), "data keys must be fresh");
-        let back = decrypt(backend, &first.ciphertext_blob, &ctx).await.unwrap();
+        assert_ne!(
+            first.plaintext.expose(),
+            second.plaintext.expose(),
+            "data keys must be fresh"
+        );
+        let back = decrypt(backend, &first.ciphertext_blob, &ctx)
+            .await
+            .unwrap();
         assert_eq!(back.key_id, key.key_id);
         assert_eq!(back.plaintext.expose(), first.plaintext.expose());
     }
@@ -84,7 +112,9 @@ async fn data_keys_round_trip_under_their_exact_context(backend: &dyn Backend) {
 async fn decrypt_with_other_context_is_refused(backend: &dyn Backend) {
     let key = new_key(backend, "conformance context").await;
     let ctx = context(&[("bucket", "photos")]);
-    let data_key = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx).await.unwrap();
+    let data_key = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx)
+        .await
+        .unwrap();
     let others = [
         context(&[]),
         context(&[("bucket", "photo")]),
@@ -93,7 +123,10 @@ async fn decrypt_with_other_context_is_refused(backend: &dyn Backend) {
     ];
     for other in others {
         let result = decrypt(backend, &data_key.ciphertext_blob, &other).await;
-        assert!(matches!(result, Err(Error::DecryptionFailed)), "{other:?} was accepted");
+        assert!(
+            matches!(result, Err(Error::DecryptionFailed)),
+            "{other:?} was accepted"
+        );
     }
 }
 
@@ -118,11 +151,19 @@ async fn modified_blobs_are_refused(backend: &dyn Backend) {
 async fn disabled_keys_refuse_data_keys_until_enabled(backend: &dyn Backend) {
     let key = new_key(backend, "conformance disable").await;
     let ctx = context(&[("k", "v")]);
-    let old = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx).await.unwrap();
-    let disabled = backend.update_key(&key.key_id, KeyChange::Disable).await.unwrap();
+    let old = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx)
+        .await
+        .unwrap();
+    let disabled = backend
+        .update_key(&key.key_id, KeyChange::Disable)
+        .await
+        .unwrap();
     assert_eq!(disabled.key_state, KeyState::Disabled);
     assert_state_refusal(backend, &key.key_id, &old.ciphertext_blob, &ctx).await;
-    let enabled = backend.update_key(&key.key_id, KeyChange::Enable).await.unwrap();
+    let enabled = backend
+        .update_key(&key.key_id, KeyChange::Enable)
+        .await
+        .unwrap();
     assert_eq!(enabled.key_state, KeyState::Enabled);
     let back = decrypt(backend, &old.ciphertext_blob, &ctx).await.unwrap();
     assert_eq!(back.plaintext.expose(), old.plaintext.expose());
@@ -131,9 +172,14 @@ async fn disabled_keys_refuse_data_keys_until_enabled(backend: &dyn Backend) {
 async fn pending_deletion_refuses_until_cancelled(backend: &dyn Backend) {
     let key = new_key(backend, "conformance pending").await;
     let ctx = context(&[]);
-    let old = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx).await.unwrap();
+    let old = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx)
+        .await
+        .unwrap();
     let schedule = KeyChange::schedule_deletion(crate::now(), 7).unwrap();
-    let pending = backend.update_key(&key.key_id, schedule.clone()).await.unwrap();
+    let pending = backend
+        .update_key(&key.key_id, schedule.clone())
+        .await
+        .unwrap();
     assert_eq!(pending.key_state, KeyState::PendingDeletion);
     assert!(pending.deletion_date.is_some());
     let again = backend.update_key(&key.key_id, schedule).await;
@@ -142,26 +188,47 @@ async fn pending_deletion_refuses_until_cancelled(backend: &dyn Backend) {
     let listed = find_in_listing(backend, &key.key_id).await;
     assert_eq!(listed.map(|m| m.key_state), Some(KeyState::PendingDeletion));
 
-    let restored = backend.update_key(&key.key_id, KeyChange::CancelDeletion).await.unwrap();
-    assert_eq!((restored.key_state, restored.deletion_date), (KeyState::Enabled, None));
+    let restored = backend
+        .update_key(&key.key_id, KeyChange::CancelDeletion)
+        .await
+        .unwrap();
+    assert_eq!(
+        (restored.key_state, restored.deletion_date),
+        (KeyState::Enabled, None)
+    );
     let back = decrypt(backend, &old.ciphertext_blob, &ctx).await.unwrap();
     assert_eq!(back.plaintext.expose(), old.plaintext.expose());
 }
 
-async fn assert_state_refusal(backend: &dyn Backend, id: &KeyId, blob: &[u8], ctx: &EncryptionContext) {
+async fn assert_state_refusal(
+    backend: &dyn Backend,
+    id: &KeyId,
+    blob: &[u8],
+    ctx: &EncryptionContext,
+) {
     let generated = generate_data_key(backend, id, KeySpec::Aes256, ctx).await;
-    assert!(matches!(generated, Err(Error::InvalidKeyState { .. })), "generate was allowed");
+    assert!(
+        matches!(generated, Err(Error::InvalidKeyState { .. })),
+        "generate was allowed"
+    );
     let decrypted = decrypt(backend, blob, ctx).await;
-    assert!(matches!(decrypted, Err(Error::InvalidKeyState { .. })), "decrypt was allowed");
+    assert!(
+        matches!(decrypted, Err(Error::InvalidKeyState { .. })),
+        "decrypt was allowed"
+    );
 }
 
 async fn rotation_keeps_old_blobs_readable(backend: &dyn Backend) {
     let key = new_key(backend, "conformance rotate").await;
     let ctx = context(&[("v", "1")]);
-    let v1 = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx).await.unwrap();
+    let v1 = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx)
+        .await
+        .unwrap();
     let rotated = backend.rotate_key(&key.key_id, crate::now()).await.unwrap();
     assert_eq!(rotated.current_version, 2);
-    let v2 = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx).await.unwrap();
+    let v2 = generate_data_key(backend, &key.key_id, KeySpec::Aes256, &ctx)
+        .await
+        .unwrap();
     let v2_envelope = crate::Envelope::parse(&v2.ciphertext_blob).unwrap();
     assert_eq!(v2_envelope.key_version(), 2);
     for old in [&v1, &v2] {
@@ -176,12 +243,18 @@ async fn rotation_keeps_old_blobs_readable(backend: &dyn Backend) {
 }
 
 async fn find_in_listing(backend: &dyn Backend, id: &KeyId) -> Option<KeyMetadata> {
-    list_everything(backend, 1000).await.into_iter().find(|m| &m.key_id == id)
+    list_everything(backend, 1000)
+        .await
+        .into_iter()
+        .find(|m| &m.key_id == id)
 }
 
 async fn list_everything(backend: &dyn Backend, limit: usize) -> Vec<KeyMetadata> {
     let mut all = Vec::new();
-    let mut request = ListKeysRequest { limit, marker: None };
+    let mut request = ListKeysRequest {
+        limit,
+        marker: None,
+    };
     loop {
         let KeyPage { keys, next_marker } = backend.list_keys(&request).await.unwrap();
         assert!(keys.len() <= limit);
@@ -196,17 +269,31 @@ async fn list_everything(backend: &dyn Backend, limit: usize) -> Vec<KeyMetadata
 async fn listing_returns_every_key_once_in_creation_order(backend: &dyn Backend) {
     let mut created = Vec::new();
     for i in 0..7 {
-        created.push(new_key(backend, &format!("conformance list {i}")).await.key_id);
+        created.push(
+            new_key(backend, &format!("conformance list {i}"))
+                .await
+                .key_id,
+        );
     }
     let listed = list_everything(backend, 3).await;
-    let order: Vec<_> = listed.iter().map(|m| (m.creation_date, m.key_id.clone())).collect();
+    let order: Vec<_> = listed
+        .iter()
+        .map(|m| (m.creation_date, m.key_id.clone()))
+        .collect();
     let mut sorted = order.clone();
     sorted.sort();
     sorted.dedup();
-    assert_eq!(order, sorted, "listing is not in creation order or repeats a key");
+    assert_eq!(
+        order, sorted,
+        "listing is not in creation order or repeats a key"
+    );
     let ids: Vec<_> = listed.iter().map(|m| &m.key_id).collect();
     for id in &created {
-        assert_eq!(ids.iter().filter(|listed| **listed == id).count(), 1, "{id} not listed once");
+        assert_eq!(
+            ids.iter().filter(|listed| **listed == id).count(),
+            1,
+            "{id} not listed once"
+        );
     }
 }
 
@@ -218,15 +305,23 @@ async fn keys_are_destroyed_only_after_their_deletion_date(backend: &dyn Backend
         .unwrap()
         .ciphertext_blob;
     let now = crate::now();
-    assert!(!backend.destroy_key(&key.key_id, now).await.unwrap(), "enabled key destroyed");
+    assert!(
+        !backend.destroy_key(&key.key_id, now).await.unwrap(),
+        "enabled key destroyed"
+    );
     let schedule = KeyChange::schedule_deletion(now, 7).unwrap();
     backend.update_key(&key.key_id, schedule).await.unwrap();
-    let early = sweep_deletions(backend, now + Duration::days(6)).await.unwrap();
+    let early = sweep_deletions(backend, now + Duration::days(6))
+        .await
+        .unwrap();
     assert!(!early.contains(&key.key_id), "destroyed before its date");
     assert!(backend.describe_key(&key.key_id).await.is_ok());
     let due = sweep_deletions(backend, now + Duration::days(7) + Duration::seconds(1)).await;
     assert!(due.unwrap().contains(&key.key_id));
-    assert!(matches!(backend.describe_key(&key.key_id).await, Err(Error::KeyNotFound { .. })));
+    assert!(matches!(
+        backend.describe_key(&key.key_id).await,
+        Err(Error::KeyNotFound { .. })
+    ));
     assert!(decrypt(backend, &blob, &ctx).await.is_err());
     assert!(find_in_listing(backend, &key.key_id).await.is_none());
 }
@@ -249,7 +344,11 @@ pub struct CountingBackend<B> {
 impl<B> CountingBackend<B> {
     /// Wraps a backend.
     pub fn new(inner: B) -> Self {
-        Self { inner, loads: AtomicU64::new(0), describes: AtomicU64::new(0) }
+        Self {
+            inner,
+            loads: AtomicU64::new(0),
+            describes: AtomicU64::new(0),
+        }
     }
 
     /// How many `load_key` calls reached the backend.
@@ -324,6 +423,13 @@ mod tests {
 
     #[test]
     fn context_helper_builds_sorted_pairs() {
-        assert_eq!(context(&[("b", "1"), ("a", "2")]).pairs().keys().next().unwrap(), "a");
+        assert_eq!(
+            context(&[("b", "1"), ("a", "2")])
+                .pairs()
+                .keys()
+                .next()
+                .unwrap(),
+            "a"
+        );
     }
 }

@@ -1,0 +1,189 @@
+//! Service lifecycle and monitoring routes.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+
+use crate::auth::Action;
+use crate::config::ConfigureBody;
+use crate::error::ApiError;
+use crate::request::{admin_body, parse_json, Query};
+use crate::service::ServiceStatus;
+use crate::AppState;
+
+async fn checked(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    action: Action,
+) -> Result<web::Bytes, ApiError> {
+    let body = admin_body(req, payload).await?;
+    state.authorize(req, &body, action)?;
+    Query::parse(req, &[])?;
+    Ok(body)
+}
+
+fn no_body(body: &[u8]) -> Result<(), ApiError> {
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let empty_object = serde_json::from_slice::<serde_json::Map<String, serde_json::Value>>(body)
+        .is_ok_and(|m| m.is_empty());
+    if blank || empty_object {
+        Ok(())
+    } else {
+        Err(ApiError::invalid("this route takes no body"))
+    }
+}
+
+/// `POST /kms/configure`.
+pub async fn configure(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = checked(&req, payload, &state, Action::Configure).await?;
+    let config = parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir)?;
+    let config_id = state.service.configure(config, None).await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": "KMS configured successfully",
+        "config_id": config_id,
+    })))
+}
+
+/// `POST /kms/reconfigure`: apply a configuration and end `Running`.
+pub async fn reconfigure(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    let body = checked(&req, payload, &state, Action::Configure).await?;
+    let config = parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir)?;
+    state
+        .service
+        .configure(config, Some(ServiceStatus::Running))
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": "KMS reconfigured and restarted successfully",
+        "status": ServiceStatus::Running.as_str(),
+    })))
+}
+
+/// `POST /kms/start`.
+pub async fn start(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    let status = state.service.start().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": "KMS service started successfully",
+        "status": status.as_str(),
+    })))
+}
+
+/// `POST /kms/stop`.
+pub async fn stop(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    let status = state.service.stop().await?;
+    Ok(HttpResponse::Ok().json(json!({
+        "success": true,
+        "message": "KMS service stopped successfully",
+        "status": status.as_str(),
+    })))
+}
+
+/// `GET /kms/service-status`: answers in every state.
+pub async fn service_status(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    checked(&req, payload, &state, Action::ServerInfo).await?;
+    let snapshot = state.service.snapshot();
+    let healthy = state.service.healthy().await;
+    let summary = snapshot.config.as_ref().map(|c| {
+        json!({
+            "backend_type": c.backend.kind().as_str(),
+            "default_key_id": c.default_key_id.as_str(),
+            "timeout_seconds": c.timeout_seconds,
+            "retry_attempts": c.retry_attempts,
+            "enable_cache": c.enable_cache,
+        })
+    });
+    Ok(HttpResponse::Ok().json(json!({
+        "status": snapshot.status.as_str(),
+        "backend_type": snapshot.config.as_ref().map(|c| c.backend.kind().as_str()),
+        "healthy": healthy,
+        "config_id": snapshot.config_id,
+        "config_summary": summary,
+    })))
+}
+
+/// `GET /kms/config`: the live configuration, `null` values when not configured.
+pub async fn config(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    checked(&req, payload, &state, Action::ServerInfo).await?;
+    let snapshot = state.service.snapshot();
+    let c = snapshot.config.as_ref();
+    Ok(HttpResponse::Ok().json(json!({
+        "backend": c.map(|c| c.backend.kind().as_str()),
+        "cache_enabled": c.map(|c| c.enable_cache),
+        "cache_max_keys": c.map(|c| c.cache_max_keys),
+        "cache_ttl_seconds": c.map(|c| c.cache_ttl_seconds),
+        "default_key_id": c.map(|c| c.default_key_id.as_str()),
+    })))
+}
+
+/// `GET /kms/status`: backend health and cache counters.
+pub async fn status(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    checked(&req, payload, &state, Action::ServerInfo).await?;
+    let snapshot = state.service.snapshot();
+    let healthy = state.service.healthy().await;
+    let backend_status = match snapshot.status {
+        ServiceStatus::NotConfigured => "not_configured",
+        ServiceStatus::Stopped => "stopped",
+        ServiceStatus::Running if healthy => "healthy",
+        _ => "unhealthy",
+    };
+    let stats = snapshot.backend.as_ref().and_then(|b| b.cache_stats());
+    let c = snapshot.config.as_ref();
+    Ok(HttpResponse::Ok().json(json!({
+        "backend_type": c.map(|c| c.backend.kind().as_str()),
+        "backend_status": backend_status,
+        "healthy": healthy,
+        "cache_enabled": c.is_some_and(|c| c.enable_cache),
+        "cache_stats": stats.map(|s| json!({"hit_count": s.hit_count, "miss_count": s.miss_count})),
+        "default_key_id": c.map(|c| c.default_key_id.as_str()),
+    })))
+}
+
+/// `POST /kms/clear-cache`.
+pub async fn clear_cache(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<AppState>,
+) -> Result<HttpResponse, ApiError> {
+    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    let snapshot = state.service.snapshot();
+    if snapshot.status == ServiceStatus::NotConfigured {
+        return Err(ApiError::ServiceNotConfigured);
+    }
+    if let Some(backend) = &snapshot.backend {
+        backend.clear_cache().await;
+    }
+    Ok(HttpResponse::Ok()
+        .json(json!({"status": "success", "message": "cache cleared successfully"})))
+}

@@ -1,0 +1,187 @@
+//! Bucket records on disk: one file per bucket, written atomically, all held in memory.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::PathBuf;
+use std::sync::RwLock;
+
+use kms_backend_local::{ensure_private_dir, is_leftover_temp, write_atomic};
+use kms_core::KeyId;
+use s3_bucket_encryption::{BucketName, BucketRecord, EncryptionConfig, SseAlgorithm};
+
+/// Why a bucket change was refused.
+#[derive(Debug)]
+pub enum BucketStoreError {
+    /// No such bucket.
+    NotFound,
+    /// The bucket exists already.
+    AlreadyExists,
+    /// Writing the record failed.
+    Io(io::Error),
+}
+
+/// Every bucket and its default encryption.
+pub struct BucketStore {
+    dir: PathBuf,
+    records: RwLock<BTreeMap<BucketName, BucketRecord>>,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl BucketStore {
+    /// Opens (creating if needed) the bucket directory and reads every record.
+    pub fn open(dir: PathBuf) -> io::Result<Self> {
+        ensure_private_dir(&dir)?;
+        let mut records = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_leftover_temp(&name) {
+                std::fs::remove_file(entry.path())?;
+            } else if name.ends_with(".json") {
+                let record: BucketRecord = serde_json::from_slice(&std::fs::read(entry.path())?)
+                    .map_err(|e| {
+                        io::Error::other(format!("bucket record {name} is damaged: {e}"))
+                    })?;
+                records.insert(record.name.clone(), record);
+            }
+        }
+        Ok(Self {
+            dir,
+            records: RwLock::new(records),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// Every bucket, in name order.
+    pub fn list(&self) -> Vec<BucketRecord> {
+        self.records
+            .read()
+            .expect("bucket lock poisoned")
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// One bucket.
+    pub fn get(&self, name: &BucketName) -> Option<BucketRecord> {
+        self.records
+            .read()
+            .expect("bucket lock poisoned")
+            .get(name)
+            .cloned()
+    }
+
+    /// Creates a bucket.
+    pub async fn create(&self, name: BucketName) -> Result<BucketRecord, BucketStoreError> {
+        let _writer = self.writer.lock().await;
+        if self.get(&name).is_some() {
+            return Err(BucketStoreError::AlreadyExists);
+        }
+        let record = BucketRecord {
+            name,
+            creation_date: kms_core::now(),
+            encryption: None,
+        };
+        self.store(record.clone()).await?;
+        Ok(record)
+    }
+
+    /// Deletes a bucket (buckets hold no objects yet, so every bucket is empty).
+    pub async fn delete(&self, name: &BucketName) -> Result<(), BucketStoreError> {
+        let _writer = self.writer.lock().await;
+        if self.get(name).is_none() {
+            return Err(BucketStoreError::NotFound);
+        }
+        let path = self.path_of(name);
+        let dir = self.dir.clone();
+        tokio::task::spawn_blocking(move || {
+            std::fs::remove_file(&path)?;
+            std::fs::File::open(&dir)?.sync_all()
+        })
+        .await
+        .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
+        .map_err(BucketStoreError::Io)?;
+        self.records
+            .write()
+            .expect("bucket lock poisoned")
+            .remove(name);
+        Ok(())
+    }
+
+    /// Sets or removes a bucket's default encryption.
+    pub async fn set_encryption(
+        &self,
+        name: &BucketName,
+        encryption: Option<EncryptionConfig>,
+    ) -> Result<(), BucketStoreError> {
+        let _writer = self.writer.lock().await;
+        let mut record = self.get(name).ok_or(BucketStoreError::NotFound)?;
+        record.encryption = encryption;
+        self.store(record).await
+    }
+
+    /// The buckets whose default encryption names this key.
+    pub fn buckets_using_key(&self, key_id: &KeyId) -> Vec<String> {
+        let records = self.records.read().expect("bucket lock poisoned");
+        records
+            .values()
+            .filter(|r| {
+                r.encryption.as_ref().is_some_and(|e| {
+                    e.algorithm == SseAlgorithm::AwsKms
+                        && e.kms_master_key_id.as_ref() == Some(key_id)
+                })
+            })
+            .map(|r| r.name.to_string())
+            .collect()
+    }
+
+    fn path_of(&self, name: &BucketName) -> PathBuf {
+        // Bucket names are safe file names by their rules.
+        self.dir.join(format!("{name}.json"))
+    }
+
+    async fn store(&self, record: BucketRecord) -> Result<(), BucketStoreError> {
+        let path = self.path_of(&record.name);
+        let bytes = serde_json::to_vec_pretty(&record)
+            .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?;
+        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, 0o600))
+            .await
+            .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
+            .map_err(BucketStoreError::Io)?;
+        self.records
+            .write()
+            .expect("bucket lock poisoned")
+            .insert(record.name.clone(), record);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn records_survive_a_reopen_and_name_their_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = BucketName::parse("photos").unwrap();
+        let key = KeyId::parse("k1").unwrap();
+        {
+            let store = BucketStore::open(dir.path().to_owned()).unwrap();
+            store.create(name.clone()).await.unwrap();
+            assert!(matches!(
+                store.create(name.clone()).await,
+                Err(BucketStoreError::AlreadyExists)
+            ));
+            let config = EncryptionConfig::new("aws:kms", Some("k1"), Some(true)).unwrap();
+            store.set_encryption(&name, Some(config)).await.unwrap();
+        }
+        let store = BucketStore::open(dir.path().to_owned()).unwrap();
+        assert_eq!(store.buckets_using_key(&key), ["photos"]);
+        store.delete(&name).await.unwrap();
+        assert!(store.list().is_empty());
+        assert!(BucketStore::open(dir.path().to_owned())
+            .unwrap()
+            .list()
+            .is_empty());
+    }
+}

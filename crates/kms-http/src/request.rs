@@ -1,0 +1,237 @@
+//! Plumbing every handler shares: reading a bounded body, strict JSON and query parsing,
+//! authentication and authorization, and the fields a request's log line carries.
+
+use actix_web::web::{Bytes, BytesMut};
+use actix_web::{web, HttpMessage, HttpRequest};
+use futures_util::StreamExt;
+use serde::de::DeserializeOwned;
+
+use crate::auth::{Action, AuthError};
+use crate::error::ApiError;
+use crate::sigv4::{self, RequestParts, SigningService, Verified};
+use crate::AppState;
+
+/// The largest admin request body.
+pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Reads a body of at most `limit` bytes; `None` when it is larger.
+pub async fn read_body(
+    req: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, usize> {
+    let declared = req
+        .headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok());
+    if declared.is_some_and(|n| n > limit) {
+        return Err(limit);
+    }
+    let mut body = BytesMut::new();
+    while let Some(chunk) = payload.next().await {
+        let chunk = chunk.map_err(|_| limit)?;
+        if body.len() + chunk.len() > limit {
+            return Err(limit);
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// Reads an admin body (at most 1 MiB).
+pub async fn admin_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, ApiError> {
+    read_body(req, payload, ADMIN_BODY_LIMIT)
+        .await
+        .map_err(|limit| ApiError::RequestTooLarge { limit })
+}
+
+/// Who made a request, for the request log.
+#[derive(Clone, Debug, Default)]
+pub struct LogFields {
+    /// The access key of the caller.
+    pub identity: Option<String>,
+    /// The key id the request is about.
+    pub key_id: Option<String>,
+}
+
+/// Records the key id a request is about, for its log line.
+pub fn note_key_id(req: &HttpRequest, key_id: &impl std::fmt::Display) {
+    let mut ext = req.extensions_mut();
+    let fields = ext.get_mut::<LogFields>();
+    match fields {
+        Some(fields) => fields.key_id = Some(key_id.to_string()),
+        None => {
+            ext.insert(LogFields {
+                identity: None,
+                key_id: Some(key_id.to_string()),
+            });
+        }
+    }
+}
+
+impl AppState {
+    /// Verifies the signature of a request and returns the access key that made it.
+    pub fn authenticate(
+        &self,
+        req: &HttpRequest,
+        body: &[u8],
+        service: SigningService,
+    ) -> Result<Verified, AuthError> {
+        let method = req.method().as_str();
+        let parts = RequestParts {
+            method,
+            path: req.uri().path(),
+            query: req.query_string(),
+            headers: req.headers(),
+        };
+        let verified = sigv4::verify(
+            &parts,
+            body,
+            service,
+            &self.region,
+            chrono::Utc::now(),
+            &|ak| self.identities.secret_of(ak),
+        )?;
+        let mut ext = req.extensions_mut();
+        match ext.get_mut::<LogFields>() {
+            Some(fields) => fields.identity = Some(verified.access_key.clone()),
+            None => {
+                ext.insert(LogFields {
+                    identity: Some(verified.access_key.clone()),
+                    key_id: None,
+                });
+            }
+        }
+        Ok(verified)
+    }
+
+    /// Authenticates an admin request (`execute-api`) and checks that its identity may perform
+    /// `action`: 401 when not authenticated, 403 when not allowed.
+    pub fn authorize(
+        &self,
+        req: &HttpRequest,
+        body: &[u8],
+        action: Action,
+    ) -> Result<(), ApiError> {
+        let verified = self.authenticate(req, body, SigningService::ExecuteApi)?;
+        self.check_action(&verified.access_key, action)
+            .map_err(|_| ApiError::Forbidden {
+                action: action.name(),
+            })
+    }
+
+    /// Whether the identity may perform the action.
+    pub fn check_action(&self, access_key: &str, action: Action) -> Result<(), ()> {
+        match self.identities.get(access_key) {
+            Some(identity) if identity.allows(action) => Ok(()),
+            _ => Err(()),
+        }
+    }
+}
+
+/// Parses a JSON body strictly: unknown fields and wrong types are 400 `InvalidRequest`. The
+/// message names the problem but quotes no value from the body.
+pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| ApiError::invalid(describe_json_error(&e)))
+}
+
+/// Like [`parse_json`], but an empty body is the default value.
+pub fn parse_json_or_default<T: DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        Ok(T::default())
+    } else {
+        parse_json(body)
+    }
+}
+
+fn describe_json_error(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Syntax | Category::Eof | Category::Io => {
+            format!(
+                "the request body is not valid JSON (line {}, column {})",
+                e.line(),
+                e.column()
+            )
+        }
+        Category::Data => {
+            let text = e.to_string();
+            let text = text.split(" at line ").next().unwrap_or(&text);
+            format!("invalid request body: {}", strip_quoted_values(text))
+        }
+    }
+}
+
+/// Removes quoted values (`"…"`) from a serde message, keeping field names (in backticks).
+fn strip_quoted_values(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut in_quote = false;
+    for c in text.chars() {
+        match (c, in_quote) {
+            ('"', false) => {
+                in_quote = true;
+                out.push_str("<value>");
+            }
+            ('"', true) => in_quote = false,
+            (_, true) => {}
+            (c, false) => out.push(c),
+        }
+    }
+    out
+}
+
+/// A query string parsed strictly: only the named parameters, each at most once.
+pub struct Query(Vec<(String, String)>);
+
+impl Query {
+    /// Parses the query, refusing parameters not in `allowed`.
+    pub fn parse(req: &HttpRequest, allowed: &[&str]) -> Result<Self, ApiError> {
+        let pairs = sigv4::parse_query(req.query_string())
+            .map_err(|_| ApiError::invalid("bad query string"))?;
+        for (i, (name, _)) in pairs.iter().enumerate() {
+            if !allowed.contains(&name.as_str()) {
+                return Err(ApiError::invalid(format!(
+                    "unknown query parameter '{}'",
+                    name.escape_debug()
+                )));
+            }
+            if pairs[..i].iter().any(|(other, _)| other == name) {
+                return Err(ApiError::invalid(format!(
+                    "query parameter '{name}' is repeated"
+                )));
+            }
+        }
+        Ok(Self(pairs))
+    }
+
+    /// The value of a parameter.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    struct Sample {
+        #[expect(dead_code, reason = "only its parsing is tested")]
+        n: u32,
+    }
+
+    #[test]
+    fn json_errors_quote_no_values_from_the_body() {
+        let err = parse_json::<Sample>(br#"{"n": "secret-ish"}"#).unwrap_err();
+        assert!(!err.message().contains("secret-ish"), "{}", err.message());
+        let err = parse_json::<Sample>(br#"{"n": 1, "other": 2}"#).unwrap_err();
+        assert!(err.message().contains("other"), "{}", err.message());
+        let err = parse_json::<Sample>(b"{nope").unwrap_err();
+        assert!(err.message().contains("not valid JSON"));
+    }
+}

@@ -1,0 +1,378 @@
+use std::fmt;
+
+use kms_core::KeyId;
+use quick_xml::events::{BytesStart, Event};
+use quick_xml::Reader;
+use serde::{Deserialize, Serialize};
+
+/// The namespace of S3 XML documents.
+pub const S3_XML_NAMESPACE: &str = "http://s3.amazonaws.com/doc/2006-03-01/";
+
+/// The algorithm of a bucket default encryption.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SseAlgorithm {
+    /// SSE-S3: `AES256`, data keys under the KMS default key.
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS: `aws:kms`, data keys under a named KMS key.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+impl SseAlgorithm {
+    /// The S3 spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aes256 => "AES256",
+            Self::AwsKms => "aws:kms",
+        }
+    }
+}
+
+/// Why an encryption configuration was refused, by S3 error code.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The document is not a well-formed configuration (`MalformedXML`).
+    Malformed(String),
+    /// A value is not allowed (`InvalidArgument`).
+    InvalidArgument(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Malformed(why) | Self::InvalidArgument(why) => f.write_str(why),
+        }
+    }
+}
+
+fn malformed(why: impl Into<String>) -> ConfigError {
+    ConfigError::Malformed(why.into())
+}
+
+/// A validated bucket default encryption: exactly one rule.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionConfig {
+    /// The algorithm.
+    pub algorithm: SseAlgorithm,
+    /// The KMS key, with `aws:kms` only. `None` with `aws:kms` until the server fills in its
+    /// default key.
+    pub kms_master_key_id: Option<KeyId>,
+    /// S3 Bucket Keys: stored and echoed.
+    pub bucket_key_enabled: Option<bool>,
+}
+
+impl EncryptionConfig {
+    /// Builds a configuration from its parts as clients spell them: the algorithm (`AES256` or
+    /// `aws:kms`), the key id (bare or `arn:…:key/<id>`), `BucketKeyEnabled`.
+    pub fn new(
+        algorithm: &str,
+        key_id: Option<&str>,
+        bucket_key_enabled: Option<bool>,
+    ) -> Result<Self, ConfigError> {
+        let algorithm = match algorithm {
+            "AES256" => SseAlgorithm::Aes256,
+            "aws:kms" => SseAlgorithm::AwsKms,
+            _ => return Err(malformed("SSEAlgorithm must be AES256 or aws:kms")),
+        };
+        let key_id = match (algorithm, key_id) {
+            (SseAlgorithm::Aes256, Some(_)) => {
+                return Err(ConfigError::InvalidArgument(
+                    "KMSMasterKeyID is allowed only with SSEAlgorithm aws:kms".into(),
+                ))
+            }
+            (_, None) => None,
+            (_, Some(text)) => Some(parse_key_reference(text)?),
+        };
+        Ok(Self {
+            algorithm,
+            kms_master_key_id: key_id,
+            bucket_key_enabled,
+        })
+    }
+
+    /// Parses a `ServerSideEncryptionConfiguration` document.
+    pub fn from_xml(xml: &[u8]) -> Result<Self, ConfigError> {
+        let text = std::str::from_utf8(xml).map_err(|_| malformed("the document is not UTF-8"))?;
+        let mut reader = Reader::from_str(text);
+        reader.config_mut().trim_text(true);
+        let tree = read_element(&mut reader, None)?;
+        if tree.name != "ServerSideEncryptionConfiguration" {
+            return Err(malformed(
+                "the root element must be ServerSideEncryptionConfiguration",
+            ));
+        }
+        let rules = tree.children_named("Rule", &["Rule"])?;
+        let [rule] = rules.as_slice() else {
+            return Err(malformed("the configuration must have exactly one Rule"));
+        };
+        let default = rule
+            .only_child(
+                "ApplyServerSideEncryptionByDefault",
+                &["ApplyServerSideEncryptionByDefault", "BucketKeyEnabled"],
+            )?
+            .ok_or_else(|| malformed("the Rule must have ApplyServerSideEncryptionByDefault"))?;
+        let bucket_key = match rule.only_child("BucketKeyEnabled", &[])? {
+            None => None,
+            Some(e) => match e.text.as_str() {
+                "true" => Some(true),
+                "false" => Some(false),
+                _ => return Err(malformed("BucketKeyEnabled must be true or false")),
+            },
+        };
+        let allowed = ["SSEAlgorithm", "KMSMasterKeyID"];
+        let algorithm = default
+            .only_child("SSEAlgorithm", &allowed)?
+            .ok_or_else(|| malformed("SSEAlgorithm is required"))?;
+        let key_id = default.only_child("KMSMasterKeyID", &allowed)?;
+        Self::new(&algorithm.text, key_id.map(|e| e.text.as_str()), bucket_key)
+    }
+
+    /// Writes the configuration as S3 returns it from GetBucketEncryption.
+    pub fn to_xml(&self) -> String {
+        let mut xml = format!(
+            "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<ServerSideEncryptionConfiguration xmlns=\"{S3_XML_NAMESPACE}\"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>{}</SSEAlgorithm>",
+            self.algorithm.as_str()
+        );
+        if let Some(key_id) = &self.kms_master_key_id {
+            xml.push_str(&format!(
+                "<KMSMasterKeyID>{}</KMSMasterKeyID>",
+                escape(key_id.as_str())
+            ));
+        }
+        xml.push_str("</ApplyServerSideEncryptionByDefault>");
+        if let Some(enabled) = self.bucket_key_enabled {
+            xml.push_str(&format!("<BucketKeyEnabled>{enabled}</BucketKeyEnabled>"));
+        }
+        xml.push_str("</Rule></ServerSideEncryptionConfiguration>");
+        xml
+    }
+}
+
+/// A bare key id, or the key id at the end of `arn:aws:kms:region:account:key/<id>`.
+fn parse_key_reference(text: &str) -> Result<KeyId, ConfigError> {
+    let id = match text.strip_prefix("arn:") {
+        Some(rest) => match rest.rsplit_once(":key/") {
+            Some((_, id)) => id,
+            None => {
+                return Err(ConfigError::InvalidArgument(
+                    "KMSMasterKeyID is not a key ARN".into(),
+                ))
+            }
+        },
+        None => text,
+    };
+    KeyId::parse(id).map_err(|e| ConfigError::InvalidArgument(format!("KMSMasterKeyID: {e}")))
+}
+
+fn escape(text: &str) -> String {
+    quick_xml::escape::escape(text).into_owned()
+}
+
+/// A parsed XML element: its local name, text and children.
+struct Element {
+    name: String,
+    text: String,
+    children: Vec<Element>,
+}
+
+impl Element {
+    fn children_named(&self, name: &str, allowed: &[&str]) -> Result<Vec<&Element>, ConfigError> {
+        if let Some(other) = self
+            .children
+            .iter()
+            .find(|c| !allowed.contains(&c.name.as_str()))
+        {
+            return Err(malformed(format!(
+                "unexpected element {} in {}",
+                other.name, self.name
+            )));
+        }
+        if !self.text.is_empty() {
+            return Err(malformed(format!("unexpected text in {}", self.name)));
+        }
+        Ok(self.children.iter().filter(|c| c.name == name).collect())
+    }
+
+    /// The child with this name, at most one, when every child is in `allowed` (empty: the
+    /// check was made by an earlier call).
+    fn only_child(&self, name: &str, allowed: &[&str]) -> Result<Option<&Element>, ConfigError> {
+        let found = if allowed.is_empty() {
+            self.children.iter().filter(|c| c.name == name).collect()
+        } else {
+            self.children_named(name, allowed)?
+        };
+        match found.as_slice() {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(malformed(format!("{name} appears more than once"))),
+        }
+    }
+}
+
+const MAX_DEPTH: usize = 8;
+
+fn read_element(
+    reader: &mut Reader<&[u8]>,
+    start: Option<BytesStart<'_>>,
+) -> Result<Element, ConfigError> {
+    read_element_at(reader, start, 0)
+}
+
+fn read_element_at(
+    reader: &mut Reader<&[u8]>,
+    start: Option<BytesStart<'_>>,
+    depth: usize,
+) -> Result<Element, ConfigError> {
+    if depth > MAX_DEPTH {
+        return Err(malformed("the document is nested too deeply"));
+    }
+    let bad = |e: quick_xml::Error| malformed(format!("the document is not well-formed XML: {e}"));
+    let start = match start {
+        Some(start) => start,
+        None => loop {
+            match reader.read_event().map_err(bad)? {
+                Event::Start(s) => break s.into_owned(),
+                Event::Empty(s) => return element_from(&s, String::new(), vec![]),
+                Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
+                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+                Event::Eof => return Err(malformed("the document is empty")),
+                _ => return Err(malformed("the document must start with an element")),
+            }
+        },
+    };
+    let mut text = String::new();
+    let mut children = Vec::new();
+    loop {
+        match reader.read_event().map_err(bad)? {
+            Event::Start(s) => {
+                children.push(read_element_at(reader, Some(s.into_owned()), depth + 1)?)
+            }
+            Event::Empty(s) => children.push(element_from(&s, String::new(), vec![])?),
+            Event::Text(t) => text.push_str(&t.unescape().map_err(bad)?),
+            Event::CData(c) => text.push_str(&String::from_utf8_lossy(&c)),
+            Event::End(_) => break,
+            Event::Comment(_) => {}
+            Event::Eof => return Err(malformed("the document ends inside an element")),
+            _ => return Err(malformed("unexpected content in the document")),
+        }
+    }
+    let element = element_from(&start, text.trim().to_owned(), children)?;
+    if depth == 0 {
+        loop {
+            match reader.read_event().map_err(bad)? {
+                Event::Eof => break,
+                Event::Comment(_) => {}
+                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
+                _ => return Err(malformed("content after the root element")),
+            }
+        }
+    }
+    Ok(element)
+}
+
+fn element_from(
+    start: &BytesStart<'_>,
+    text: String,
+    children: Vec<Element>,
+) -> Result<Element, ConfigError> {
+    let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|_| malformed("bad attribute"))?;
+        let key = attr.key.as_ref();
+        let is_namespace = key == b"xmlns" || key.starts_with(b"xmlns:");
+        if !is_namespace {
+            return Err(malformed(format!("unexpected attribute on {name}")));
+        }
+        if key == b"xmlns" && attr.value.as_ref() != S3_XML_NAMESPACE.as_bytes() {
+            return Err(malformed("the document has the wrong XML namespace"));
+        }
+    }
+    Ok(Element {
+        name,
+        text,
+        children,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn doc(rule: &str) -> String {
+        format!("<ServerSideEncryptionConfiguration xmlns=\"{S3_XML_NAMESPACE}\">{rule}</ServerSideEncryptionConfiguration>")
+    }
+
+    fn kms_rule(key: &str) -> String {
+        format!("<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>{key}</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>true</BucketKeyEnabled></Rule>")
+    }
+
+    #[test]
+    fn parses_sse_kms_with_an_arn_and_round_trips() {
+        let arn = "arn:aws:kms:us-east-1:123456789012:key/fa5bac0e-2a2c-4f9a-a09d-2f5b8a59ed85";
+        let config = EncryptionConfig::from_xml(doc(&kms_rule(arn)).as_bytes()).unwrap();
+        assert_eq!(config.algorithm, SseAlgorithm::AwsKms);
+        assert_eq!(
+            config.kms_master_key_id.as_ref().unwrap().as_str(),
+            "fa5bac0e-2a2c-4f9a-a09d-2f5b8a59ed85"
+        );
+        assert_eq!(config.bucket_key_enabled, Some(true));
+        assert_eq!(
+            EncryptionConfig::from_xml(config.to_xml().as_bytes()).unwrap(),
+            config
+        );
+    }
+
+    #[test]
+    fn parses_sse_s3_without_namespace_prefix_issues() {
+        let xml = "<?xml version=\"1.0\"?>\n<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\n  <Rule>\n    <ApplyServerSideEncryptionByDefault>\n      <SSEAlgorithm>AES256</SSEAlgorithm>\n    </ApplyServerSideEncryptionByDefault>\n  </Rule>\n</ServerSideEncryptionConfiguration>";
+        let config = EncryptionConfig::from_xml(xml.as_bytes()).unwrap();
+        assert_eq!(
+            (
+                config.algorithm,
+                config.kms_master_key_id,
+                config.bucket_key_enabled
+            ),
+            (SseAlgorithm::Aes256, None, None)
+        );
+    }
+
+    #[test]
+    fn refuses_every_malformed_document() {
+        let aes_with_key = "<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm><KMSMasterKeyID>k</KMSMasterKeyID></ApplyServerSideEncryptionByDefault></Rule>";
+        assert!(matches!(
+            EncryptionConfig::from_xml(doc(aes_with_key).as_bytes()),
+            Err(ConfigError::InvalidArgument(_))
+        ));
+        let cases = [
+            String::new(),
+            "not xml".into(),
+            "<ServerSideEncryptionConfiguration>".into(),
+            doc(""),
+            doc(&format!("{}{}", kms_rule("a"), kms_rule("b"))),
+            doc("<Rule></Rule>"),
+            doc("<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>DES</SSEAlgorithm></ApplyServerSideEncryptionByDefault></Rule>"),
+            doc("<Rule><ApplyServerSideEncryptionByDefault></ApplyServerSideEncryptionByDefault></Rule>"),
+            doc("<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm><Extra/></ApplyServerSideEncryptionByDefault></Rule>"),
+            doc("<Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>AES256</SSEAlgorithm></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>yes</BucketKeyEnabled></Rule>"),
+            "<Other/>".into(),
+            format!("{}<x/>", doc(&kms_rule("a"))),
+            "<ServerSideEncryptionConfiguration xmlns=\"urn:other\"><Rule/></ServerSideEncryptionConfiguration>".into(),
+        ];
+        for (i, case) in cases.iter().enumerate() {
+            let result = EncryptionConfig::from_xml(case.as_bytes());
+            assert!(
+                matches!(result, Err(ConfigError::Malformed(_))),
+                "case {i}: {case} gave {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn key_ids_with_xml_specials_are_escaped() {
+        let config = EncryptionConfig::new("aws:kms", Some("a&b<c"), None).unwrap();
+        let xml = config.to_xml();
+        assert!(xml.contains("a&amp;b&lt;c"));
+        assert_eq!(EncryptionConfig::from_xml(xml.as_bytes()).unwrap(), config);
+    }
+}
