@@ -172,7 +172,7 @@ impl KeySpec {
     }
 
     /// The data key length in bytes.
-    pub fn len(self) -> usize {
+    pub fn key_len(self) -> usize {
         match self {
             Self::Aes256 => 32,
             Self::Aes128 => 16,

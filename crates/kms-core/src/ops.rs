@@ -35,7 +35,7 @@ pub async fn generate_data_key(
 ) -> Result<DataKey> {
     let key = backend.load_key(key_id).await?;
     key.metadata.require_enabled("generate data keys")?;
-    let plaintext = SecretBytes::random(spec.len());
+    let plaintext = SecretBytes::random(spec.key_len());
     let envelope = key.master_key.seal(&plaintext, context).await?;
     Ok(DataKey {
         key_id: key.metadata.key_id,

@@ -95,7 +95,7 @@ async fn data_keys_round_trip_under_their_exact_context(backend: &dyn Backend) {
         let second = generate_data_key(backend, &key.key_id, spec, &ctx)
             .await
             .unwrap();
-        assert_eq!(first.plaintext.len(), spec.len());
+        assert_eq!(first.plaintext.len(), spec.key_len());
         assert_ne!(
             first.plaintext.expose(),
             second.plaintext.expose(),

@@ -115,18 +115,20 @@ impl AppState {
         action: Action,
     ) -> Result<(), ApiError> {
         let verified = self.authenticate(req, body, SigningService::ExecuteApi)?;
-        self.check_action(&verified.access_key, action)
-            .map_err(|_| ApiError::Forbidden {
+        if self.allows(&verified.access_key, action) {
+            Ok(())
+        } else {
+            Err(ApiError::Forbidden {
                 action: action.name(),
             })
+        }
     }
 
     /// Whether the identity may perform the action.
-    pub fn check_action(&self, access_key: &str, action: Action) -> Result<(), ()> {
-        match self.identities.get(access_key) {
-            Some(identity) if identity.allows(action) => Ok(()),
-            _ => Err(()),
-        }
+    pub fn allows(&self, access_key: &str, action: Action) -> bool {
+        self.identities
+            .get(access_key)
+            .is_some_and(|identity| identity.allows(action))
     }
 }
 

@@ -230,9 +230,9 @@ pub fn verify(
     // curl before 8.x signs a valueless parameter (`?encryption`) without its `=`; the meaning
     // is the same, so that spelling is accepted as well.
     let valueless = query.iter().any(|(_, v)| v.is_empty());
-    if !matches(signature_for(QueryStyle::Aws))
-        && !(valueless && matches(signature_for(QueryStyle::BareValueless)))
-    {
+    let accepted = matches(signature_for(QueryStyle::Aws))
+        || (valueless && matches(signature_for(QueryStyle::BareValueless)));
+    if !accepted {
         return Err(AuthError::SignatureMismatch);
     }
 
@@ -576,12 +576,16 @@ impl ChunkVerifier {
     }
 }
 
+/// A decoded `aws-chunked` body.
+pub struct ChunkedBody {
+    /// The data of every chunk, in order.
+    pub data: Vec<u8>,
+    /// The trailing headers (checksums), names lower-cased.
+    pub trailers: Vec<(String, String)>,
+}
+
 /// Decodes an `aws-chunked` body, verifying every chunk signature when the body is signed.
-/// Trailing headers (checksums) are returned lower-cased beside the data.
-pub fn decode_chunked(
-    body: &[u8],
-    mut verifier: ChunkVerifier,
-) -> Result<(Vec<u8>, Vec<(String, String)>), AuthError> {
+pub fn decode_chunked(body: &[u8], mut verifier: ChunkVerifier) -> Result<ChunkedBody, AuthError> {
     let mut rest = body;
     let mut data = Vec::with_capacity(body.len());
     loop {
@@ -602,7 +606,7 @@ pub fn decode_chunked(
         if size == 0 {
             break;
         }
-        if take_line(&mut rest)? != "" {
+        if !take_line(&mut rest)?.is_empty() {
             return Err(malformed("a chunk is longer than its size"));
         }
     }
@@ -619,7 +623,7 @@ pub fn decode_chunked(
             }
         }
     }
-    Ok((data, trailers))
+    Ok(ChunkedBody { data, trailers })
 }
 
 fn take_line<'a>(rest: &mut &'a [u8]) -> Result<&'a str, AuthError> {
@@ -630,6 +634,55 @@ fn take_line<'a>(rest: &mut &'a [u8]) -> Result<&'a str, AuthError> {
     let line = std::str::from_utf8(&rest[..end]).map_err(|_| malformed("bad chunk header"))?;
     *rest = &rest[end + 2..];
     Ok(line)
+}
+
+/// What a client signs: the request parts and credentials for [`sign`].
+pub struct SigningInput<'a> {
+    /// The request parts; `headers` must already hold `host` and `x-amz-date`.
+    pub parts: RequestParts<'a>,
+    /// The body.
+    pub body: &'a [u8],
+    /// The service rules.
+    pub service: SigningService,
+    /// The region.
+    pub region: &'a str,
+    /// The access key.
+    pub access_key: &'a str,
+    /// The secret key.
+    pub secret_key: &'a [u8],
+}
+
+/// The `Authorization` header a client would send, signing every header given. For in-process
+/// tests and tools; the end-to-end tests use the real AWS signers instead.
+pub fn sign(input: &SigningInput<'_>) -> Result<String, AuthError> {
+    let parts = &input.parts;
+    let amz_date = parts
+        .headers
+        .get("x-amz-date")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| malformed("x-amz-date is missing"))?;
+    let date = amz_date
+        .get(..8)
+        .ok_or_else(|| malformed("bad x-amz-date"))?;
+    let mut names: Vec<&str> = parts.headers.keys().map(|k| k.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let query = parse_query(parts.query)?;
+    let hash = payload_hash(parts.headers, input.body, false)?;
+    let canonical = canonical_request(parts, &query, &names, &hash, input.service, QueryStyle::Aws);
+    let service = input.service.name();
+    let scope = format!("{date}/{}/{service}/aws4_request", input.region);
+    let string_to_sign = format!(
+        "{ALGORITHM}\n{amz_date}\n{scope}\n{}",
+        hex::encode(Sha256::digest(canonical))
+    );
+    let key = signing_key(input.secret_key, date, input.region, service);
+    let signature = hex::encode(hmac(&key, string_to_sign.as_bytes()));
+    Ok(format!(
+        "{ALGORITHM} Credential={}/{scope}, SignedHeaders={}, Signature={signature}",
+        input.access_key,
+        names.join(";")
+    ))
 }
 
 #[cfg(test)]
@@ -822,10 +875,10 @@ mod tests {
             previous: String::new(),
         };
         let body = b"5\r\nhello\r\n0\r\nx-amz-checksum-crc32:AAAA\r\n\r\n";
-        let (data, trailers) = decode_chunked(body, verifier.clone()).unwrap();
-        assert_eq!(data, b"hello");
+        let decoded = decode_chunked(body, verifier.clone()).unwrap();
+        assert_eq!(decoded.data, b"hello");
         assert_eq!(
-            trailers,
+            decoded.trailers,
             [("x-amz-checksum-crc32".to_owned(), "AAAA".to_owned())]
         );
         assert!(decode_chunked(b"5\r\nhel", verifier.clone()).is_err());

@@ -63,13 +63,14 @@ impl S3Request {
     }
 
     fn require(&self, state: &AppState, action: Action) -> Result<(), S3Error> {
-        state.check_action(&self.access_key, action).map_err(|()| {
-            S3Error::new(
-                S3ErrorKind::AccessDenied,
-                format!("the caller is not allowed to perform {}", action.name()),
-                self.resource.clone(),
-            )
-        })
+        if state.allows(&self.access_key, action) {
+            return Ok(());
+        }
+        Err(S3Error::new(
+            S3ErrorKind::AccessDenied,
+            format!("the caller is not allowed to perform {}", action.name()),
+            self.resource.clone(),
+        ))
     }
 
     fn error(&self, kind: S3ErrorKind, message: impl Into<String>) -> S3Error {
@@ -99,9 +100,9 @@ pub async fn dispatch(
     let (body, trailers) = match verified.payload {
         Payload::Plain => (body, Vec::new()),
         Payload::Chunked(verifier) => {
-            let (data, trailers) =
+            let decoded =
                 decode_chunked(&body, verifier).map_err(|e| S3Error::from_auth(e, &resource))?;
-            (web::Bytes::from(data), trailers)
+            (web::Bytes::from(decoded.data), decoded.trailers)
         }
     };
     let query = parse_query(req.query_string()).unwrap_or_default();
