@@ -4,6 +4,7 @@
 //! opens the state in `kms-http` and serves it until SIGINT or SIGTERM.
 
 use std::io::{IsTerminal, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -148,6 +149,7 @@ fn init_logging(flags: &Flags, audit_path: &std::path::Path) -> Result<()> {
     let audit_file = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
+        .mode(0o600)
         .open(audit_path)
         .with_context(|| format!("opening the audit log {}", audit_path.display()))?;
     let audit_layer = tracing_subscriber::fmt::layer()
