@@ -117,3 +117,21 @@ mod tests {
         assert!(EncryptionContext::new(fits).is_ok());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn different_contexts_encode_differently(
+            a in proptest::collection::btree_map("[a-z]{1,4}", "[a-z]{0,4}", 0..4),
+            b in proptest::collection::btree_map("[a-z]{1,4}", "[a-z]{0,4}", 0..4),
+        ) {
+            let (ea, eb) = (EncryptionContext::new(a.clone()).unwrap(), EncryptionContext::new(b.clone()).unwrap());
+            prop_assert_eq!(a == b, ea.canonical_bytes() == eb.canonical_bytes());
+        }
+    }
+}

@@ -158,3 +158,28 @@ mod tests {
         assert_eq!(Envelope::parse(&bad_id), Err(Error::DecryptionFailed));
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn parsing_arbitrary_bytes_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let _ = Envelope::parse(&bytes);
+        }
+
+        #[test]
+        fn every_valid_envelope_round_trips(
+            id in "[A-Za-z0-9._-]{1,64}",
+            version in any::<u32>(),
+            payload in proptest::collection::vec(any::<u8>(), 1..200),
+        ) {
+            prop_assume!(!id.contains(".."));
+            let env = Envelope::new(KeyId::parse(&id).unwrap(), version, payload);
+            prop_assert_eq!(Envelope::parse(&env.to_bytes()).unwrap(), env);
+        }
+    }
+}

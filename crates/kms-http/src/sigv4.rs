@@ -885,3 +885,45 @@ mod tests {
         assert!(decode_chunked(b"zz\r\n", verifier).is_err());
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_authorization_headers_are_refused_without_panicking(
+            auth in "AWS4-HMAC-SHA256 [ -~]{0,200}",
+            date in "[0-9TZ]{0,20}",
+            query in "[ -~]{0,80}",
+        ) {
+            let mut headers = HeaderMap::new();
+            if let Ok(v) = HeaderValue::from_str(&auth) {
+                headers.insert(HeaderName::from_static("authorization"), v);
+            }
+            if let Ok(v) = HeaderValue::from_str(&date) {
+                headers.insert(HeaderName::from_static("x-amz-date"), v);
+            }
+            let parts = RequestParts { method: "GET", path: "/", query: &query, headers: &headers };
+            let secret = |_: &str| Some(SecretBytes::new(b"s".to_vec()));
+            for service in [SigningService::ExecuteApi, SigningService::S3] {
+                prop_assert!(verify(&parts, b"", service, "us-east-1", Utc::now(), &secret).is_err());
+            }
+        }
+
+        #[test]
+        fn arbitrary_chunked_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let verifier = ChunkVerifier {
+                signed: true,
+                key: vec![1; 32],
+                amz_date: "20260101T000000Z".into(),
+                scope: "20260101/us-east-1/s3/aws4_request".into(),
+                previous: "0".repeat(64),
+            };
+            let _ = decode_chunked(&body, verifier);
+        }
+    }
+}

@@ -763,3 +763,103 @@ async fn bucket_encryption_over_s3_and_its_json_mirror() {
     );
     assert_eq!(send(&h, Call::s3("DELETE", "/photos", b"")).await.0, 204);
 }
+
+fn hostile_bodies(key_id: &str) -> Vec<Vec<u8>> {
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let values = [
+        json!(null),
+        json!(1),
+        json!(-1),
+        json!(1e308),
+        json!("x"),
+        json!([]),
+        json!({}),
+        json!({"a": {"b": {"c": [1, 2, {"d": null}]}}}),
+        json!("é".repeat(10_000)),
+    ];
+    let mut bodies: Vec<Vec<u8>> = vec![
+        b"".to_vec(),
+        b"{".to_vec(),
+        b"\xff\xfe".to_vec(),
+        b"null".to_vec(),
+        deep.into_bytes(),
+        b"{\"key_id\": \"a\", \"key_id\": \"b\"}".to_vec(),
+    ];
+    let fields = [
+        "key_id",
+        "keyId",
+        "KeyUsage",
+        "Description",
+        "Tags",
+        "key_spec",
+        "encryption_context",
+        "ciphertext_blob",
+        "pending_window_in_days",
+        "enabled",
+        "rotation_period_in_days",
+        "backend_type",
+        "default_key_id",
+        "timeout_seconds",
+        "Rules",
+    ];
+    for field in fields {
+        for value in &values {
+            bodies.push(json!({ field: value }).to_string().into_bytes());
+            bodies.push(
+                json!({ "key_id": key_id, field: value })
+                    .to_string()
+                    .into_bytes(),
+            );
+        }
+    }
+    bodies
+}
+
+#[actix_web::test]
+async fn hostile_json_never_causes_a_server_error() {
+    let h = harness().await;
+    let key_id = create_key(&h).await;
+    let routes = [
+        ("POST", "/rustfs/admin/v3/kms/keys"),
+        ("POST", "/rustfs/admin/v3/kms/create-key"),
+        ("DELETE", "/rustfs/admin/v3/kms/keys/delete"),
+        ("POST", "/rustfs/admin/v3/kms/keys/cancel-deletion"),
+        ("POST", "/rustfs/admin/v3/kms/keys/enable"),
+        ("POST", "/rustfs/admin/v3/kms/keys/disable"),
+        ("POST", "/rustfs/admin/v3/kms/keys/rotation"),
+        ("POST", "/rustfs/admin/v3/kms/generate-data-key"),
+        ("POST", "/rustfs/admin/v3/kms/decrypt"),
+        ("POST", "/rustfs/admin/v3/kms/configure"),
+        ("PUT", "/rustfs/admin/v3/api/v1/bucket-encryption/photos"),
+    ];
+    send(&h, Call::s3("PUT", "/photos", b"")).await;
+    for body in hostile_bodies(&key_id) {
+        for (method, path) in routes {
+            let call = Call {
+                body: body.clone(),
+                ..Call::admin(method, path, None)
+            };
+            let (status, headers, reply) = send(&h, call).await;
+            let text = String::from_utf8_lossy(&reply);
+            assert!(
+                status < 500,
+                "{method} {path} with {:?}: {status} {text}",
+                String::from_utf8_lossy(&body)
+            );
+            assert!(headers.get("x-request-id").is_some());
+            if status >= 400 {
+                let v: Value = serde_json::from_slice(&reply).expect("error bodies are JSON");
+                assert!(v["error"]["code"].is_string());
+            }
+        }
+    }
+    let (_, v) = json_call(
+        &h,
+        Call::admin("GET", "/rustfs/admin/v3/kms/service-status", None),
+    )
+    .await;
+    assert_eq!(
+        v["status"], "Running",
+        "a hostile body changed the service state"
+    );
+}

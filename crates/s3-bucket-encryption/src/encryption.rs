@@ -376,3 +376,34 @@ mod tests {
         assert_eq!(EncryptionConfig::from_xml(xml.as_bytes()).unwrap(), config);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    const VALID: &str = "<ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule><ApplyServerSideEncryptionByDefault><SSEAlgorithm>aws:kms</SSEAlgorithm><KMSMasterKeyID>k1</KMSMasterKeyID></ApplyServerSideEncryptionByDefault><BucketKeyEnabled>false</BucketKeyEnabled></Rule></ServerSideEncryptionConfiguration>";
+
+    proptest! {
+        #[test]
+        fn arbitrary_documents_are_refused_without_panicking(text in ".{0,300}") {
+            let _ = EncryptionConfig::from_xml(text.as_bytes());
+        }
+
+        #[test]
+        fn damaged_valid_documents_never_panic(cut in 0..VALID.len(), byte in any::<u8>(), at in 0..VALID.len()) {
+            let mut bytes = VALID.as_bytes().to_vec();
+            bytes[at] = byte;
+            let _ = EncryptionConfig::from_xml(&bytes);
+            let _ = EncryptionConfig::from_xml(&VALID.as_bytes()[..cut]);
+        }
+
+        #[test]
+        fn generated_configurations_round_trip(id in "[A-Za-z0-9&<>'\"._-]{1,40}", bucket_key in proptest::option::of(any::<bool>())) {
+            prop_assume!(!id.contains(".."));
+            let config = EncryptionConfig::new("aws:kms", Some(&id), bucket_key).unwrap();
+            prop_assert_eq!(EncryptionConfig::from_xml(config.to_xml().as_bytes()).unwrap(), config);
+        }
+    }
+}
