@@ -134,8 +134,16 @@ impl AppState {
 
 /// Parses a JSON body strictly: unknown fields and wrong types are 400 `InvalidRequest`. The
 /// message names the problem but quotes no value from the body.
+///
+/// The body must be a JSON object: serde would otherwise read a struct from an array. An
+/// optional field given as `null` counts as absent, as in the AWS JSON protocols.
 pub fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::invalid(describe_json_error(&e)))
+    let value: serde_json::Value =
+        serde_json::from_slice(body).map_err(|e| ApiError::invalid(describe_json_error(&e)))?;
+    if !value.is_object() {
+        return Err(ApiError::invalid("the request body must be a JSON object"));
+    }
+    serde_json::from_value(value).map_err(|e| ApiError::invalid(describe_json_error(&e)))
 }
 
 /// Like [`parse_json`], but an empty body is the default value.

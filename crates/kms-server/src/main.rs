@@ -4,8 +4,8 @@
 //! opens the state in `kms-http` and serves it until SIGINT or SIGTERM.
 
 use std::io::{IsTerminal, Write};
-use std::os::unix::fs::OpenOptionsExt;
 use std::net::SocketAddr;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::time::Duration;
 

@@ -35,6 +35,7 @@ pub async fn create(
 ) -> Result<HttpResponse, ApiError> {
     let body = admin_body(&req, payload).await?;
     state.authorize(&req, &body, Action::CreateKey)?;
+    Query::parse(&req, &[])?;
     let input: CreateKeyBody = parse_json_or_default(&body)?;
     if let Some(usage) = &input.key_usage {
         KeyUsage::parse(usage)?;
