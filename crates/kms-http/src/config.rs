@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use kms_core::KeyId;
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine as _;
+use kms_backend_local::RootSecret;
+use kms_core::{KeyId, SecretBytes};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -36,6 +39,8 @@ pub enum BackendConfig {
         /// An absolute path.
         key_directory: PathBuf,
     },
+    /// HashiCorp Vault or OpenBao.
+    Vault(Box<VaultConfig>),
 }
 
 impl BackendConfig {
@@ -43,9 +48,98 @@ impl BackendConfig {
     pub fn kind(&self) -> kms_core::BackendKind {
         match self {
             Self::Local { .. } => kms_core::BackendKind::Local,
+            Self::Vault(_) => kms_core::BackendKind::Vault,
         }
     }
 }
+
+/// Where Vault is and how to log in. Secrets are held sealed under the root secret from the
+/// moment the request is parsed, so neither memory snapshots of the configuration nor the saved
+/// file hold them in clear.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VaultConfig {
+    /// `http://` or `https://` address.
+    pub address: String,
+    /// How to obtain a token.
+    pub auth: VaultAuthConfig,
+    /// The Transit mount.
+    pub mount_path: String,
+    /// The KV v2 mount.
+    pub kv_mount: String,
+    /// Where key metadata lives in the KV mount.
+    pub key_path_prefix: String,
+    /// Certificates for https.
+    pub tls: Option<TlsConfig>,
+}
+
+/// The Vault login method of a configuration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VaultAuthConfig {
+    /// A token, sealed.
+    Token {
+        /// The token.
+        token: SealedSecret,
+    },
+    /// A file holding the token.
+    TokenFile {
+        /// The file.
+        token_file: PathBuf,
+    },
+    /// AppRole.
+    AppRole {
+        /// The role id.
+        role_id: String,
+        /// The secret id, sealed.
+        secret_id: Option<SealedSecret>,
+        /// Or a file holding it.
+        secret_id_file: Option<PathBuf>,
+    },
+}
+
+/// Certificate files for https.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// CA bundle to trust.
+    pub ca_cert: Option<PathBuf>,
+    /// Client certificate.
+    pub client_cert: Option<PathBuf>,
+    /// Client key.
+    pub client_key: Option<PathBuf>,
+}
+
+/// A secret sealed under the root secret with a label naming its field: what the saved
+/// configuration holds instead of a token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct SealedSecret(String);
+
+impl SealedSecret {
+    /// Seals a secret for the field `label`.
+    pub fn seal(root: &RootSecret, label: &str, secret: &[u8]) -> Self {
+        Self(STANDARD.encode(root.seal(label, secret)))
+    }
+
+    /// Opens it again; fails when the root secret or the label differ.
+    pub fn open(&self, root: &RootSecret, label: &str) -> kms_core::Result<SecretBytes> {
+        let sealed = STANDARD
+            .decode(&self.0)
+            .map_err(|_| kms_core::Error::DecryptionFailed)?;
+        root.open(label, &sealed)
+    }
+}
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(..)")
+    }
+}
+
+/// The label a Vault token is sealed under.
+pub const TOKEN_LABEL: &str = "vault.auth.token";
+/// The label an AppRole secret id is sealed under.
+pub const SECRET_ID_LABEL: &str = "vault.auth.approle.secret_id";
 
 impl KmsConfig {
     /// The configuration of a first start: the local backend under the data directory.
@@ -77,11 +171,107 @@ pub struct ConfigureBody {
     retry_attempts: Option<u64>,
     key_directory: Option<String>,
     address: Option<String>,
-    auth_method: Option<serde_json::Value>,
+    auth_method: Option<AuthMethodBody>,
     mount_path: Option<String>,
     kv_mount: Option<String>,
     key_path_prefix: Option<String>,
-    tls: Option<serde_json::Value>,
+    tls: Option<TlsConfig>,
+}
+
+/// `auth_method`: exactly one of `token`, `token_file`, `approle`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthMethodBody {
+    token: Option<String>,
+    token_file: Option<String>,
+    approle: Option<AppRoleBody>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AppRoleBody {
+    role_id: String,
+    secret_id: Option<String>,
+    secret_id_file: Option<String>,
+}
+
+fn absolute_path(name: &str, text: &str) -> Result<PathBuf, ApiError> {
+    if Path::new(text).is_absolute() && !text.contains('\0') {
+        Ok(text.into())
+    } else {
+        Err(ApiError::invalid(format!(
+            "{name} must be an absolute path"
+        )))
+    }
+}
+
+fn mount_name(name: &str, value: Option<String>, default: &str) -> Result<String, ApiError> {
+    let value = value.unwrap_or_else(|| default.to_owned());
+    let trimmed = value.trim_matches('/');
+    let valid = !trimmed.is_empty()
+        && trimmed.split('/').all(|seg| {
+            !seg.is_empty()
+                && seg != ".."
+                && seg
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+        });
+    if valid {
+        Ok(trimmed.to_owned())
+    } else {
+        Err(ApiError::invalid(format!(
+            "{name} must be a path of letters, digits, '-', '_' and '.'"
+        )))
+    }
+}
+
+impl AuthMethodBody {
+    fn validate(self, root: &RootSecret) -> Result<VaultAuthConfig, ApiError> {
+        match (self.token, self.token_file, self.approle) {
+            (Some(token), None, None) => {
+                if token.is_empty() || token.chars().any(char::is_control) {
+                    return Err(ApiError::invalid(
+                        "auth_method.token must be non-empty text",
+                    ));
+                }
+                Ok(VaultAuthConfig::Token {
+                    token: SealedSecret::seal(root, TOKEN_LABEL, token.as_bytes()),
+                })
+            }
+            (None, Some(file), None) => Ok(VaultAuthConfig::TokenFile {
+                token_file: absolute_path("auth_method.token_file", &file)?,
+            }),
+            (None, None, Some(approle)) => {
+                if approle.role_id.is_empty() {
+                    return Err(ApiError::invalid(
+                        "auth_method.approle.role_id must not be empty",
+                    ));
+                }
+                let (secret_id, secret_id_file) =
+                    match (approle.secret_id, approle.secret_id_file) {
+                        (Some(secret), None) if !secret.is_empty() => (
+                            Some(SealedSecret::seal(root, SECRET_ID_LABEL, secret.as_bytes())),
+                            None,
+                        ),
+                        (None, Some(file)) => (
+                            None,
+                            Some(absolute_path("auth_method.approle.secret_id_file", &file)?),
+                        ),
+                        _ => return Err(ApiError::invalid(
+                            "auth_method.approle needs exactly one of secret_id and secret_id_file",
+                        )),
+                    };
+                Ok(VaultAuthConfig::AppRole {
+                    role_id: approle.role_id,
+                    secret_id,
+                    secret_id_file,
+                })
+            }
+            _ => Err(ApiError::invalid(
+                "auth_method needs exactly one of token, token_file and approle",
+            )),
+        }
+    }
 }
 
 fn in_range(
@@ -102,8 +292,9 @@ fn in_range(
 }
 
 impl ConfigureBody {
-    /// Validates everything; the data directory gives the default key directory.
-    pub fn validate(self, data_dir: &Path) -> Result<KmsConfig, ApiError> {
+    /// Validates everything; the data directory gives the default key directory, the root
+    /// secret seals the Vault secrets at once.
+    pub fn validate(self, data_dir: &Path, root: &RootSecret) -> Result<KmsConfig, ApiError> {
         let default_key_id = self
             .default_key_id
             .as_deref()
@@ -134,12 +325,50 @@ impl ConfigureBody {
                 };
                 BackendConfig::Local { key_directory }
             }
-            // FIXME: the Vault backend (issue 3) is not built yet; until it is, a vault
-            // configuration is refused before anything changes.
             Some("vault") => {
-                return Err(ApiError::invalid(
-                    "backend_type 'vault' is not available in this release yet; use 'local'",
-                ))
+                if self.key_directory.is_some() {
+                    return Err(ApiError::invalid(
+                        "key_directory applies to backend_type 'local' only",
+                    ));
+                }
+                let address = self
+                    .address
+                    .ok_or_else(|| ApiError::invalid("address is required for vault"))?;
+                let valid_address = (address.starts_with("http://")
+                    || address.starts_with("https://"))
+                    && !address.chars().any(|c| c.is_control() || c.is_whitespace());
+                if !valid_address {
+                    return Err(ApiError::invalid(
+                        "address must be an http:// or https:// URL",
+                    ));
+                }
+                if self.tls.is_some() && !address.starts_with("https://") {
+                    return Err(ApiError::invalid("tls applies to https:// addresses only"));
+                }
+                let id = default_key_id.as_str();
+                let edge =
+                    |c: Option<char>| c.is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !edge(id.chars().next()) || !edge(id.chars().last()) {
+                    return Err(ApiError::invalid(
+                        "with vault, default_key_id must start and end with a letter, digit or '_' (a Transit key name)",
+                    ));
+                }
+                let auth = self
+                    .auth_method
+                    .ok_or_else(|| ApiError::invalid("auth_method is required for vault"))?
+                    .validate(root)?;
+                BackendConfig::Vault(Box::new(VaultConfig {
+                    address,
+                    auth,
+                    mount_path: mount_name("mount_path", self.mount_path, "transit")?,
+                    kv_mount: mount_name("kv_mount", self.kv_mount, "secret")?,
+                    key_path_prefix: mount_name(
+                        "key_path_prefix",
+                        self.key_path_prefix,
+                        "rustfs/kms/keys",
+                    )?,
+                    tls: self.tls,
+                }))
             }
             Some(_) => return Err(ApiError::invalid("backend_type must be 'local' or 'vault'")),
         };
@@ -166,9 +395,10 @@ mod tests {
     use super::*;
 
     fn parse(json: serde_json::Value) -> Result<KmsConfig, ApiError> {
+        let root = RootSecret::from_text(&"r".repeat(32)).unwrap();
         serde_json::from_value::<ConfigureBody>(json)
-            .unwrap()
-            .validate(Path::new("/data"))
+            .map_err(|e| ApiError::invalid(e.to_string()))?
+            .validate(Path::new("/data"), &root)
     }
 
     #[test]
@@ -204,5 +434,70 @@ mod tests {
         assert!(parse(relative).is_err());
         let bad_id = serde_json::json!({"backend_type": "local", "default_key_id": "a/b"});
         assert!(parse(bad_id).is_err());
+    }
+
+    #[test]
+    fn vault_tokens_are_sealed_at_once_and_never_shown() {
+        let config = parse(serde_json::json!({
+            "backend_type": "vault",
+            "address": "http://127.0.0.1:8200",
+            "auth_method": {"token": "s.very-secret-token"},
+            "default_key_id": "rustfs-master"
+        }))
+        .unwrap();
+        let saved = serde_json::to_string(&config).unwrap();
+        assert!(!saved.contains("very-secret"), "{saved}");
+        assert!(!format!("{config:?}").contains("very-secret"));
+        let BackendConfig::Vault(vault) = &config.backend else {
+            panic!("not vault")
+        };
+        assert_eq!(
+            (vault.mount_path.as_str(), vault.kv_mount.as_str()),
+            ("transit", "secret")
+        );
+        let VaultAuthConfig::Token { token } = &vault.auth else {
+            panic!("not a token")
+        };
+        let root = RootSecret::from_text(&"r".repeat(32)).unwrap();
+        assert_eq!(
+            token.open(&root, TOKEN_LABEL).unwrap().expose(),
+            b"s.very-secret-token"
+        );
+        let reloaded: KmsConfig = serde_json::from_str(&saved).unwrap();
+        assert_eq!(reloaded, config);
+    }
+
+    #[test]
+    fn vault_configurations_are_validated() {
+        let base = serde_json::json!({"backend_type": "vault", "default_key_id": "k",
+            "address": "http://127.0.0.1:8200", "auth_method": {"token": "t"}});
+        assert!(parse(base.clone()).is_ok());
+        let broken = [
+            ("address", serde_json::json!("ftp://x")),
+            ("address", serde_json::Value::Null),
+            ("auth_method", serde_json::json!({})),
+            (
+                "auth_method",
+                serde_json::json!({"token": "t", "token_file": "/t"}),
+            ),
+            ("auth_method", serde_json::json!({"token_file": "relative"})),
+            (
+                "auth_method",
+                serde_json::json!({"approle": {"role_id": "r"}}),
+            ),
+            ("auth_method", serde_json::json!({"userpass": {}})),
+            ("mount_path", serde_json::json!("../sys")),
+            ("key_directory", serde_json::json!("/keys")),
+            ("tls", serde_json::json!({"ca_cert": "/ca.pem"})),
+        ];
+        for (field, value) in broken {
+            let mut body = base.clone();
+            body[field] = value.clone();
+            assert!(parse(body).is_err(), "{field}={value}");
+        }
+        let mut approle = base.clone();
+        approle["auth_method"] =
+            serde_json::json!({"approle": {"role_id": "r", "secret_id_file": "/s"}});
+        assert!(parse(approle).is_ok());
     }
 }

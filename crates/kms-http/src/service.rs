@@ -11,7 +11,11 @@ use kms_cache::{CacheSettings, CachedBackend};
 use kms_core::{Backend, Error};
 use serde::{Deserialize, Serialize};
 
-use crate::config::{BackendConfig, KmsConfig};
+use kms_backend_vault::{SecretIdSource, VaultAuth, VaultBackend, VaultSettings, VaultTls};
+
+use crate::config::{
+    BackendConfig, KmsConfig, VaultAuthConfig, VaultConfig, SECRET_ID_LABEL, TOKEN_LABEL,
+};
 use crate::error::ApiError;
 
 const CONFIG_FILE: &str = "kms-config.json";
@@ -129,6 +133,11 @@ impl KmsService {
             None => {}
         }
         Ok(service)
+    }
+
+    /// The root secret, which seals the secrets of a configuration.
+    pub fn root(&self) -> &RootSecret {
+        &self.root
     }
 
     /// The current state.
@@ -294,13 +303,25 @@ impl KmsService {
 
     async fn connect(&self, config: &KmsConfig) -> Result<Arc<dyn Backend>, ApiError> {
         let backend: Arc<dyn Backend> = match &config.backend {
-            BackendConfig::Local { key_directory } => Arc::new(
-                with_timeout(
-                    config,
-                    LocalBackend::open(key_directory.clone(), &self.root),
-                )
-                .await?,
-            ),
+            BackendConfig::Local { key_directory } => {
+                let open = LocalBackend::open(key_directory.clone(), &self.root);
+                Arc::new(with_timeout(config, open).await?)
+            }
+            BackendConfig::Vault(vault) => {
+                let settings = vault_settings(vault, config, &self.root)?;
+                // Connecting is a login and a few probes, each bounded by the timeout itself;
+                // the outer bound only stops a connection that hangs between them.
+                let bound = Duration::from_secs(config.timeout_seconds.saturating_mul(4));
+                match tokio::time::timeout(bound, VaultBackend::connect(settings)).await {
+                    Ok(connected) => Arc::new(connected?),
+                    Err(_) => {
+                        return Err(ApiError::Kms(Error::BackendUnavailable {
+                            backend: "vault",
+                            reason: "connecting took too long".into(),
+                        }))
+                    }
+                }
+            }
         };
         let backend: Arc<dyn Backend> = if config.enable_cache {
             let settings = CacheSettings {
@@ -382,6 +403,51 @@ impl KmsService {
                 ApiError::Internal
             })
     }
+}
+
+/// The settings of the Vault backend, its secrets opened for the connection only.
+fn vault_settings(
+    vault: &VaultConfig,
+    config: &KmsConfig,
+    root: &RootSecret,
+) -> Result<VaultSettings, ApiError> {
+    let unreadable =
+        |_| ApiError::invalid("the saved Vault secret cannot be opened with this root secret");
+    let auth = match &vault.auth {
+        VaultAuthConfig::Token { token } => {
+            VaultAuth::Token(token.open(root, TOKEN_LABEL).map_err(unreadable)?)
+        }
+        VaultAuthConfig::TokenFile { token_file } => VaultAuth::TokenFile(token_file.clone()),
+        VaultAuthConfig::AppRole {
+            role_id,
+            secret_id,
+            secret_id_file,
+        } => {
+            let secret_id = match (secret_id, secret_id_file) {
+                (Some(sealed), _) => {
+                    SecretIdSource::Value(sealed.open(root, SECRET_ID_LABEL).map_err(unreadable)?)
+                }
+                (None, Some(file)) => SecretIdSource::File(file.clone()),
+                (None, None) => return Err(ApiError::invalid("approle needs a secret id")),
+            };
+            VaultAuth::AppRole {
+                role_id: role_id.clone(),
+                secret_id,
+            }
+        }
+    };
+    let mut settings = VaultSettings::new(vault.address.clone(), auth);
+    settings.mount_path = vault.mount_path.clone();
+    settings.kv_mount = vault.kv_mount.clone();
+    settings.key_path_prefix = vault.key_path_prefix.clone();
+    settings.tls = vault.tls.as_ref().map(|tls| VaultTls {
+        ca_cert: tls.ca_cert.clone(),
+        client_cert: tls.client_cert.clone(),
+        client_key: tls.client_key.clone(),
+    });
+    settings.timeout = Duration::from_secs(config.timeout_seconds);
+    settings.retry_attempts = config.retry_attempts;
+    Ok(settings)
 }
 
 /// Bounds a backend operation by the configured timeout.

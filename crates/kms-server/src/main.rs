@@ -46,7 +46,9 @@ struct Flags {
     auto_configure: bool,
 
     /// Log level filter, for example `info` or `kms_http=debug,info`.
-    #[arg(long, env = "KMS_LOG_LEVEL", default_value = "info")]
+    /// vaultrs is silenced by default: it logs every Vault error answer (an ordinary decrypt
+    /// refusal included) at ERROR level; the server reports what matters itself.
+    #[arg(long, env = "KMS_LOG_LEVEL", default_value = "info,vaultrs=off")]
     log_level: String,
 
     /// Log format.

@@ -40,7 +40,8 @@ pub async fn configure(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = checked(&req, payload, &state, Action::Configure).await?;
-    let config = parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir)?;
+    let config =
+        parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
     let config_id = state.service.configure(config, None).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -56,7 +57,8 @@ pub async fn reconfigure(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
     let body = checked(&req, payload, &state, Action::Configure).await?;
-    let config = parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir)?;
+    let config =
+        parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
     state
         .service
         .configure(config, Some(ServiceStatus::Running))
