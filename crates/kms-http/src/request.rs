@@ -106,6 +106,21 @@ impl AppState {
         Ok(verified)
     }
 
+    /// The first steps of every admin request, in the documented order: read the body (413),
+    /// authenticate (401), authorize (403), refuse query parameters not in `allowed` (400).
+    pub async fn admin_request(
+        &self,
+        req: &HttpRequest,
+        payload: web::Payload,
+        action: Action,
+        allowed: &[&str],
+    ) -> Result<(Bytes, Query), ApiError> {
+        let body = admin_body(req, payload).await?;
+        self.authorize(req, &body, action)?;
+        let query = Query::parse(req, allowed)?;
+        Ok((body, query))
+    }
+
     /// Authenticates an admin request (`execute-api`) and checks that its identity may perform
     /// `action`: 401 when not authenticated, 403 when not allowed.
     pub fn authorize(
@@ -213,6 +228,11 @@ impl Query {
             }
         }
         Ok(Self(pairs))
+    }
+
+    /// Whether no parameter was given.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
     }
 
     /// The value of a parameter.

@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use crate::auth::Action;
 use crate::error::ApiError;
-use crate::request::{admin_body, parse_json, Query};
+use crate::request::parse_json;
 use crate::s3::{self, S3Error, S3ErrorKind};
 use crate::AppState;
 
@@ -32,25 +32,15 @@ fn bucket_name(req: &HttpRequest) -> String {
         .to_owned()
 }
 
-async fn checked(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    action: Action,
-) -> Result<web::Bytes, ApiError> {
-    let body = admin_body(req, payload).await?;
-    state.authorize(req, &body, action)?;
-    Query::parse(req, &[])?;
-    Ok(body)
-}
-
 /// `GET /api/v1/buckets`: every bucket with its encryption summary.
 pub async fn list(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::ListAllMyBuckets).await?;
+    state
+        .admin_request(&req, payload, Action::ListAllMyBuckets, &[])
+        .await?;
     let buckets: Vec<Value> = state
         .buckets
         .list()
@@ -81,7 +71,9 @@ pub async fn get_encryption(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::GetEncryptionConfiguration).await?;
+    state
+        .admin_request(&req, payload, Action::GetEncryptionConfiguration, &[])
+        .await?;
     let config = s3::get_encryption(&state, &bucket_name(&req)).map_err(ApiError::Bucket)?;
     Ok(HttpResponse::Ok()
         .json(json!({ "ServerSideEncryptionConfiguration": config_json(&config) })))
@@ -125,7 +117,10 @@ pub async fn put_encryption(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = checked(&req, payload, &state, Action::PutEncryptionConfiguration).await?;
+    let body = state
+        .admin_request(&req, payload, Action::PutEncryptionConfiguration, &[])
+        .await?
+        .0;
     let name = bucket_name(&req);
     let input: PutBody = parse_json(&body)?;
     let resource = format!("/{name}");
@@ -175,7 +170,9 @@ pub async fn delete_encryption(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::PutEncryptionConfiguration).await?;
+    state
+        .admin_request(&req, payload, Action::PutEncryptionConfiguration, &[])
+        .await?;
     s3::delete_encryption(&state, &bucket_name(&req))
         .await
         .map_err(ApiError::Bucket)?;

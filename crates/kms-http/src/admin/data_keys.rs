@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 
 use crate::auth::Action;
 use crate::error::ApiError;
-use crate::request::{admin_body, note_key_id, parse_json, Query};
+use crate::request::{note_key_id, parse_json};
 use crate::AppState;
 
 #[derive(Deserialize)]
@@ -53,9 +53,9 @@ pub async fn generate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::GenerateDataKey)?;
-    Query::parse(&req, &[])?;
+    let (body, _) = state
+        .admin_request(&req, payload, Action::GenerateDataKey, &[])
+        .await?;
     let input: GenerateBody = parse_json(&body)?;
     let spec = input
         .key_spec
@@ -86,9 +86,9 @@ pub async fn decrypt(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::Decrypt)?;
-    Query::parse(&req, &[])?;
+    let (body, _) = state
+        .admin_request(&req, payload, Action::Decrypt, &[])
+        .await?;
     let input: DecryptBody = parse_json(&body)?;
     let blob = STANDARD
         .decode(input.ciphertext_blob.trim())

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::views::{KeyAnswer, KeyListEntry, KeyMetadataView};
 use crate::auth::Action;
 use crate::error::ApiError;
-use crate::request::{admin_body, note_key_id, parse_json, parse_json_or_default, Query};
+use crate::request::{note_key_id, parse_json, parse_json_or_default};
 use crate::AppState;
 
 #[derive(Deserialize, Default)]
@@ -33,9 +33,9 @@ pub async fn create(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::CreateKey)?;
-    Query::parse(&req, &[])?;
+    let (body, _) = state
+        .admin_request(&req, payload, Action::CreateKey, &[])
+        .await?;
     let input: CreateKeyBody = parse_json_or_default(&body)?;
     if let Some(usage) = &input.key_usage {
         KeyUsage::parse(usage)?;
@@ -60,9 +60,9 @@ pub async fn list(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ServerInfo)?;
-    let query = Query::parse(&req, &["limit", "marker"])?;
+    let (_, query) = state
+        .admin_request(&req, payload, Action::ServerInfo, &["limit", "marker"])
+        .await?;
     let limit = match query.get("limit") {
         None => 50,
         Some(text) => text
@@ -93,9 +93,9 @@ pub async fn describe(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ServerInfo)?;
-    Query::parse(&req, &[])?;
+    state
+        .admin_request(&req, payload, Action::ServerInfo, &[])
+        .await?;
     let key_id = KeyId::parse(req.match_info().get("key_id").unwrap_or_default())?;
     describe_answer(&req, &state, &key_id).await
 }
@@ -106,9 +106,9 @@ pub async fn describe_legacy(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ServerInfo)?;
-    let query = Query::parse(&req, &["keyId", "key_id"])?;
+    let (_, query) = state
+        .admin_request(&req, payload, Action::ServerInfo, &["keyId", "key_id"])
+        .await?;
     let id = query
         .get("keyId")
         .or(query.get("key_id"))
@@ -141,10 +141,11 @@ pub async fn schedule_deletion(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::DeleteKey)?;
+    let allowed = ["key_id", "keyId", "pending_window_in_days"];
+    let (body, query) = state
+        .admin_request(&req, payload, Action::DeleteKey, &allowed)
+        .await?;
     let input = if body.iter().all(u8::is_ascii_whitespace) {
-        let query = Query::parse(&req, &["key_id", "keyId", "pending_window_in_days"])?;
         let key_id = query
             .get("key_id")
             .or(query.get("keyId"))
@@ -160,11 +161,12 @@ pub async fn schedule_deletion(
             key_id: key_id.to_owned(),
             pending_window_in_days: days,
         }
-    } else {
-        Query::parse(&req, &[]).map_err(|_| {
-            ApiError::invalid("give the deletion parameters in the body or in the query, not both")
-        })?;
+    } else if query.is_empty() {
         parse_json(&body)?
+    } else {
+        return Err(ApiError::invalid(
+            "give the deletion parameters in the body or in the query, not both",
+        ));
     };
     let key_id = KeyId::parse(&input.key_id)?;
     note_key_id(&req, &key_id);
@@ -222,17 +224,8 @@ pub async fn enable(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ManageKey)?;
-    let input: KeyIdBody = parse_json(&body)?;
-    apply(
-        &req,
-        &state,
-        &input.key_id,
-        "key.enabled",
-        Operation::Change(KeyChange::Enable),
-    )
-    .await
+    let op = Operation::Change(KeyChange::Enable);
+    key_id_route(req, payload, &state, Action::ManageKey, "key.enabled", op).await
 }
 
 /// `POST /kms/keys/disable`.
@@ -241,17 +234,8 @@ pub async fn disable(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ManageKey)?;
-    let input: KeyIdBody = parse_json(&body)?;
-    apply(
-        &req,
-        &state,
-        &input.key_id,
-        "key.disabled",
-        Operation::Change(KeyChange::Disable),
-    )
-    .await
+    let op = Operation::Change(KeyChange::Disable);
+    key_id_route(req, payload, &state, Action::ManageKey, "key.disabled", op).await
 }
 
 /// `POST /kms/keys/cancel-deletion`.
@@ -260,11 +244,16 @@ pub async fn cancel_deletion(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::DeleteKey)?;
-    let input: KeyIdBody = parse_json(&body)?;
     let op = Operation::Change(KeyChange::CancelDeletion);
-    apply(&req, &state, &input.key_id, "key.deletion_cancelled", op).await
+    key_id_route(
+        req,
+        payload,
+        &state,
+        Action::DeleteKey,
+        "key.deletion_cancelled",
+        op,
+    )
+    .await
 }
 
 /// `POST /kms/keys/rotate`: a new current version now.
@@ -273,17 +262,29 @@ pub async fn rotate(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ManageKey)?;
-    let input: KeyIdBody = parse_json(&body)?;
-    apply(
-        &req,
+    key_id_route(
+        req,
+        payload,
         &state,
-        &input.key_id,
+        Action::ManageKey,
         "key.rotated",
         Operation::Rotate,
     )
     .await
+}
+
+/// A route whose body is only `{key_id}`.
+async fn key_id_route(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    action: Action,
+    event: &'static str,
+    op: Operation,
+) -> Result<HttpResponse, ApiError> {
+    let (body, _) = state.admin_request(&req, payload, action, &[]).await?;
+    let input: KeyIdBody = parse_json(&body)?;
+    apply(&req, state, &input.key_id, event, op).await
 }
 
 /// `POST /kms/keys/rotation`: automatic rotation on or off, and its period.
@@ -292,8 +293,9 @@ pub async fn rotation(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = admin_body(&req, payload).await?;
-    state.authorize(&req, &body, Action::ManageKey)?;
+    let (body, _) = state
+        .admin_request(&req, payload, Action::ManageKey, &[])
+        .await?;
     let input: RotationBody = parse_json(&body)?;
     let period = input
         .rotation_period_in_days
@@ -310,7 +312,6 @@ async fn apply(
     event: &'static str,
     op: Operation,
 ) -> Result<HttpResponse, ApiError> {
-    Query::parse(req, &[])?;
     let key_id = KeyId::parse(key_id)?;
     note_key_id(req, &key_id);
     let backend = state.service.running_backend()?;

@@ -6,21 +6,9 @@ use serde_json::json;
 use crate::auth::Action;
 use crate::config::ConfigureBody;
 use crate::error::ApiError;
-use crate::request::{admin_body, parse_json, Query};
+use crate::request::parse_json;
 use crate::service::ServiceStatus;
 use crate::AppState;
-
-async fn checked(
-    req: &HttpRequest,
-    payload: web::Payload,
-    state: &AppState,
-    action: Action,
-) -> Result<web::Bytes, ApiError> {
-    let body = admin_body(req, payload).await?;
-    state.authorize(req, &body, action)?;
-    Query::parse(req, &[])?;
-    Ok(body)
-}
 
 fn no_body(body: &[u8]) -> Result<(), ApiError> {
     let blank = body.iter().all(u8::is_ascii_whitespace);
@@ -39,7 +27,10 @@ pub async fn configure(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = checked(&req, payload, &state, Action::Configure).await?;
+    let body = state
+        .admin_request(&req, payload, Action::Configure, &[])
+        .await?
+        .0;
     let config =
         parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
     let config_id = state.service.configure(config, None).await?;
@@ -56,7 +47,10 @@ pub async fn reconfigure(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = checked(&req, payload, &state, Action::Configure).await?;
+    let body = state
+        .admin_request(&req, payload, Action::Configure, &[])
+        .await?
+        .0;
     let config =
         parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
     state
@@ -76,7 +70,12 @@ pub async fn start(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    no_body(
+        &state
+            .admin_request(&req, payload, Action::Configure, &[])
+            .await?
+            .0,
+    )?;
     let status = state.service.start().await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -91,7 +90,12 @@ pub async fn stop(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    no_body(
+        &state
+            .admin_request(&req, payload, Action::Configure, &[])
+            .await?
+            .0,
+    )?;
     let status = state.service.stop().await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -106,7 +110,9 @@ pub async fn service_status(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::ServerInfo).await?;
+    state
+        .admin_request(&req, payload, Action::ServerInfo, &[])
+        .await?;
     let snapshot = state.service.snapshot();
     let healthy = state.service.healthy().await;
     let summary = snapshot.config.as_ref().map(|c| {
@@ -133,7 +139,9 @@ pub async fn config(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::ServerInfo).await?;
+    state
+        .admin_request(&req, payload, Action::ServerInfo, &[])
+        .await?;
     let snapshot = state.service.snapshot();
     let c = snapshot.config.as_ref();
     Ok(HttpResponse::Ok().json(json!({
@@ -151,7 +159,9 @@ pub async fn status(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    checked(&req, payload, &state, Action::ServerInfo).await?;
+    state
+        .admin_request(&req, payload, Action::ServerInfo, &[])
+        .await?;
     let snapshot = state.service.snapshot();
     let healthy = state.service.healthy().await;
     let backend_status = match snapshot.status {
@@ -178,7 +188,12 @@ pub async fn clear_cache(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    no_body(&checked(&req, payload, &state, Action::Configure).await?)?;
+    no_body(
+        &state
+            .admin_request(&req, payload, Action::Configure, &[])
+            .await?
+            .0,
+    )?;
     let snapshot = state.service.snapshot();
     if snapshot.status == ServiceStatus::NotConfigured {
         return Err(ApiError::ServiceNotConfigured);
