@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from botocore.exceptions import ClientError
 
 from kms_clients import (
     BotocoreClient,
@@ -35,6 +36,7 @@ from kms_clients import (
     JsRunner,
     ok,
 )
+from s3_clients import AwsCli, JsS3, S3Raw, unique_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = Path(__file__).resolve().parent
@@ -235,13 +237,25 @@ def users() -> dict[str, Credentials]:
     return {action: random_credentials(action.replace(":", "-").lower()) for action in ACTIONS}
 
 
+# S3 grants (API.md §2, §9) of extra identities in the session server's identity file; they are
+# kept apart from ``users`` so that the tests of the admin actions see exactly those.
+S3_GRANTS = ("s3:*", "s3:GetEncryptionConfiguration")
+
+
 @pytest.fixture(scope="session")
-def identities_file(workdir, users) -> Path:
+def s3_users() -> dict[str, Credentials]:
+    """One identity per grant of ``S3_GRANTS``, keyed by the grant."""
+    return {grant: random_credentials(grant.replace(":", "-").replace("*", "all").lower())
+            for grant in S3_GRANTS}
+
+
+@pytest.fixture(scope="session")
+def identities_file(workdir, users, s3_users) -> Path:
     path = workdir / "identities.toml"
     entries = [
         f'[[user]]\naccess_key = "{c.access_key}"\nsecret_key = "{c.secret_key}"\n'
         f'actions = ["{action}"]\n'
-        for action, c in users.items()
+        for action, c in {**users, **s3_users}.items()
     ]
     path.write_text("\n".join(entries))
     path.chmod(0o600)
@@ -337,3 +351,57 @@ def s3_client(server, root_credentials):
         aws_secret_access_key=root_credentials.secret_key,
         config=Config(s3={"addressing_style": "path"}, retries={"max_attempts": 1}),
     )
+
+
+# ---- S3 (API.md §9) ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def make_bucket(s3_client):
+    """Factory: creates a bucket on the session server (boto3, root) and returns its name; every
+    bucket still there at the end of the test is deleted."""
+    made: list[str] = []
+
+    def create(prefix: str = "e2e", client=None) -> str:
+        name = unique_bucket(prefix)
+        (client or s3_client).create_bucket(Bucket=name)
+        made.append(name)
+        return name
+
+    yield create
+    for name in made:
+        try:
+            s3_client.delete_bucket(Bucket=name)
+        except ClientError as err:
+            if err.response["Error"].get("Code") not in ("NoSuchBucket", "404"):
+                raise
+
+
+@pytest.fixture
+def s3_raw(server):
+    """Raw SigV4-signed S3 requests (botocore ``S3SigV4Auth``, ``http.client``), root identity."""
+    return S3Raw(server, server.credentials)
+
+
+@pytest.fixture
+def aws_cli(tools, tmp_path, server):
+    """Factory for the venv's AWS CLI bound to a server (default: the session's) and identity."""
+    executable = tools.venv_bin / "aws"
+    if not executable.is_file():
+        pytest.fail(f"no AWS CLI at {executable}; run `cargo xtask e2e`")
+
+    def make(on=None, credentials: Credentials | None = None):
+        target = on or server
+        return AwsCli(executable, target, credentials or target.credentials, tmp_path / "aws-home")
+
+    return make
+
+
+@pytest.fixture
+def js_s3(tools, server):
+    """Factory for ``@aws-sdk/client-s3`` (js/s3_ops.mjs) bound to a server and identity."""
+    def make(on=None, credentials: Credentials | None = None):
+        target = on or server
+        return JsS3(tools.node, tools.js_dir, target, credentials or target.credentials)
+
+    return make

@@ -36,12 +36,17 @@ pub enum ConfigError {
     Malformed(String),
     /// A value is not allowed (`InvalidArgument`).
     InvalidArgument(String),
+    /// `KMSMasterKeyID` cannot name any key (an alias, an alias ARN, an id breaking the key id
+    /// rules): no such key exists (`KMSKeyNotFound`).
+    NoSuchKey(String),
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Self::Malformed(why) | Self::InvalidArgument(why) => f.write_str(why),
+            Self::Malformed(why) | Self::InvalidArgument(why) | Self::NoSuchKey(why) => {
+                f.write_str(why)
+            }
         }
     }
 }
@@ -82,7 +87,7 @@ impl EncryptionConfig {
                 ))
             }
             (_, None) => None,
-            (_, Some(text)) => Some(parse_key_reference(text)?),
+            (_, Some(text)) => Some(parse_key_reference(text.trim())?),
         };
         Ok(Self {
             algorithm,
@@ -149,20 +154,19 @@ impl EncryptionConfig {
     }
 }
 
-/// A bare key id, or the key id at the end of `arn:aws:kms:region:account:key/<id>`.
+/// A bare key id, or the key id at the end of `arn:aws:kms:region:account:key/<id>`. Anything
+/// else (aliases, alias ARNs, ids breaking the key id rules) names no key this server has.
 fn parse_key_reference(text: &str) -> Result<KeyId, ConfigError> {
+    let not_found =
+        || ConfigError::NoSuchKey(format!("KMS key '{}' does not exist", text.escape_debug()));
     let id = match text.strip_prefix("arn:") {
-        Some(rest) => match rest.rsplit_once(":key/") {
-            Some((_, id)) => id,
-            None => {
-                return Err(ConfigError::InvalidArgument(
-                    "KMSMasterKeyID is not a key ARN".into(),
-                ))
-            }
-        },
+        Some(rest) => rest
+            .rsplit_once(":key/")
+            .map(|(_, id)| id)
+            .ok_or_else(not_found)?,
         None => text,
     };
-    KeyId::parse(id).map_err(|e| ConfigError::InvalidArgument(format!("KMSMasterKeyID: {e}")))
+    KeyId::parse(id).map_err(|_| not_found())
 }
 
 fn escape(text: &str) -> String {
@@ -364,6 +368,21 @@ mod tests {
             assert!(
                 matches!(result, Err(ConfigError::Malformed(_))),
                 "case {i}: {case} gave {result:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn references_that_name_no_key_are_key_not_found() {
+        for reference in [
+            "alias/my-key",
+            "arn:aws:kms:us-east-1:000000000000:alias/my-key",
+            &"k".repeat(257),
+        ] {
+            let result = EncryptionConfig::new("aws:kms", Some(reference), None);
+            assert!(
+                matches!(result, Err(ConfigError::NoSuchKey(_))),
+                "{reference}: {result:?}"
             );
         }
     }

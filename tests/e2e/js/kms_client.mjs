@@ -1,6 +1,6 @@
 // The integration guide's JavaScript request code, run against our server by the e2e suite.
 //
-// `createSignedRequest` and `callKMSAPI` below are copied from the guide (section
+// `createSignedRequest` and `callKMSAPI` (imported from guide_request.mjs) are copied from the guide (section
 // "JavaScript 基础请求函数") with exactly ONE change, marked "CHANGED": the guide passes
 // `body: signedRequest.body` on every method, which is '' on GET, and `fetch` refuses any body on
 // GET ("Request with GET/HEAD method cannot have body"), in browsers and in Node alike. API.md §1
@@ -22,61 +22,9 @@
 
 import readline from 'node:readline';
 
-import AWS from 'aws-sdk';
-
-// ---- from the guide, verbatim except for the line marked CHANGED ------------------------------
-
-// 配置 AWS SDK
-const awsConfig = {
-  accessKeyId: 'your-access-key',
-  secretAccessKey: 'your-secret-key',
-  region: 'us-east-1',
-  endpoint: 'http://localhost:9000',
-  s3ForcePathStyle: true
-};
-
-// 创建签名请求的函数
-function createSignedRequest(method, path, body = null) {
-  const endpoint = new AWS.Endpoint(awsConfig.endpoint);
-  const request = new AWS.HttpRequest(endpoint, awsConfig.region);
-
-  request.method = method;
-  request.path = `/rustfs/admin/v3${path}`;
-  request.headers['Content-Type'] = 'application/json';
-
-  if (body) {
-    request.body = JSON.stringify(body);
-  }
-
-  const signer = new AWS.Signers.V4(request, 'execute-api');
-  signer.addAuthorization(awsConfig, new Date());
-
-  return request;
-}
-
-// 基础的 KMS API 调用函数
-async function callKMSAPI(method, path, body = null) {
-  const signedRequest = createSignedRequest(method, path, body);
-
-  const options = {
-    method: signedRequest.method,
-    headers: signedRequest.headers,
-    // CHANGED (the only change to the guide, allowed by API.md §1): the guide has
-    // `body: signedRequest.body`, which passes body '' on GET and makes fetch throw.
-    body: signedRequest.method === 'GET' ? undefined : signedRequest.body
-  };
-
-  const response = await fetch(signedRequest.endpoint.href + signedRequest.path, options);
-  const data = await response.json();
-
-  if (!response.ok) {
-    throw new Error(`KMS API Error: ${data.error?.message || response.statusText}`);
-  }
-
-  return data;
-}
-
-// ---- end of the guide's code ------------------------------------------------------------------
+// The guide's createSignedRequest and callKMSAPI, with its one allowed change, live in
+// guide_request.mjs; this client sets awsConfig's endpoint and credentials per command.
+import { awsConfig, callKMSAPI } from './guide_request.mjs';
 
 // The guide's "列出所有密钥（分页）" loop, with the page size as a parameter.
 async function listAllKeys(limit) {

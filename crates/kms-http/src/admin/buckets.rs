@@ -157,6 +157,11 @@ pub async fn put_encryption(
             why,
             resource.clone(),
         )),
+        ConfigError::NoSuchKey(why) => ApiError::Bucket(S3Error::new(
+            S3ErrorKind::KmsKeyNotFound,
+            why,
+            resource.clone(),
+        )),
     })?;
     s3::put_encryption(&state, &name, config)
         .await

@@ -274,6 +274,7 @@ async fn put_bucket_encryption(
             format!("the XML is not a valid encryption configuration: {why}"),
         ),
         ConfigError::InvalidArgument(why) => request.error(S3ErrorKind::InvalidArgument, why),
+        ConfigError::NoSuchKey(why) => request.error(S3ErrorKind::KmsKeyNotFound, why),
     })?;
     put_encryption(state, name, config).await?;
     Ok(HttpResponse::Ok().finish())

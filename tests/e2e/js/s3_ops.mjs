@@ -1,0 +1,79 @@
+// S3 operations through @aws-sdk/client-s3, for tests/e2e/s3_clients.py (`JsS3`).
+//
+// Input (stdin, JSON): {"endpoint", "region", "accessKeyId", "secretAccessKey",
+//                       "ops": [{"op": "PutBucketEncryption", "input": {...}}, ...]}
+// Output (stdout, JSON): one result per operation, in order:
+//   {"ok": true, "status": 200, "output": <the command's output without $metadata>}
+//   {"ok": false, "status": 404, "name", "code", "message", "requestId", "resource"}
+//
+// The client is constructed as the integration guide constructs it (region, endpoint,
+// forcePathStyle: true, static credentials), with one attempt so that a 503 is seen as it is.
+
+import {
+  S3Client,
+  ListBucketsCommand,
+  CreateBucketCommand,
+  HeadBucketCommand,
+  DeleteBucketCommand,
+  GetBucketEncryptionCommand,
+  PutBucketEncryptionCommand,
+  DeleteBucketEncryptionCommand
+} from '@aws-sdk/client-s3';
+
+const COMMANDS = {
+  ListBuckets: ListBucketsCommand,
+  CreateBucket: CreateBucketCommand,
+  HeadBucket: HeadBucketCommand,
+  DeleteBucket: DeleteBucketCommand,
+  GetBucketEncryption: GetBucketEncryptionCommand,
+  PutBucketEncryption: PutBucketEncryptionCommand,
+  DeleteBucketEncryption: DeleteBucketEncryptionCommand
+};
+
+async function readStdin() {
+  const parts = [];
+  for await (const part of process.stdin) parts.push(part);
+  return Buffer.concat(parts).toString('utf8');
+}
+
+const request = JSON.parse(await readStdin());
+const s3Client = new S3Client({
+  region: request.region ?? 'us-east-1',
+  endpoint: request.endpoint,
+  forcePathStyle: true,
+  maxAttempts: 1,
+  credentials: {
+    accessKeyId: request.accessKeyId,
+    secretAccessKey: request.secretAccessKey
+  }
+});
+
+const results = [];
+for (const { op, input } of request.ops) {
+  const Command = COMMANDS[op];
+  if (!Command) {
+    results.push({ ok: false, status: null, name: 'UnknownOperation', message: op });
+    continue;
+  }
+  try {
+    const { $metadata, ...output } = await s3Client.send(new Command(input ?? {}));
+    results.push({
+      ok: true,
+      status: $metadata.httpStatusCode,
+      requestId: $metadata.requestId,
+      output
+    });
+  } catch (error) {
+    results.push({
+      ok: false,
+      status: error.$metadata?.httpStatusCode ?? null,
+      name: error.name,
+      code: error.Code ?? error.name,
+      message: error.message,
+      requestId: error.$metadata?.requestId ?? null,
+      errorRequestId: error.RequestId ?? null,
+      resource: error.Resource ?? null
+    });
+  }
+}
+process.stdout.write(JSON.stringify(results) + '\n');
