@@ -45,10 +45,11 @@ struct Flags {
     #[arg(long = "no-auto-configure", env = "KMS_AUTO_CONFIGURE", action = clap::ArgAction::SetFalse)]
     auto_configure: bool,
 
-    /// Log level filter, for example `info` or `kms_http=debug,info`.
-    /// vaultrs is silenced by default: it logs every Vault error answer (an ordinary decrypt
-    /// refusal included) at ERROR level; the server reports what matters itself.
-    #[arg(long, env = "KMS_LOG_LEVEL", default_value = "info,vaultrs=off")]
+    /// Log level filter, for example `info` or `kms_http=debug,info`. vaultrs and its HTTP
+    /// layer rustify are silenced by default: they log every Vault error answer (an ordinary
+    /// decrypt refusal or a lookup before a create included) at ERROR level; the server reports
+    /// what matters itself.
+    #[arg(long, env = "KMS_LOG_LEVEL", default_value = "info,vaultrs=off,rustify=off")]
     log_level: String,
 
     /// Log format.
