@@ -229,7 +229,10 @@ class Client:
         full = path if absolute else ADMIN_PREFIX + path
         if query:
             # Sorted, so that every client's canonical query string is the same.
-            full += "?" + urllib.parse.urlencode(sorted(query.items()))
+            # quote, not quote_plus: a '+' in a query is a literal plus to AWS and to the server,
+            # so a space must travel as %20 for the signature to match.
+            full += "?" + urllib.parse.urlencode(sorted(query.items()),
+                                                 quote_via=urllib.parse.quote, safe="-_.~")
         return full
 
     def encode(self, body: Any) -> bytes:

@@ -4,6 +4,7 @@
 
 mod cmd;
 mod e2e;
+mod soak;
 mod stamp;
 mod tidy;
 
@@ -25,6 +26,8 @@ tasks:
   e2e [-- ARGS] build the release server, install the test clients, run pytest on tests/e2e
                 (ARGS go to pytest, e.g. `cargo xtask e2e -- -k datakeys -x`)
   tidy          check the dependency direction between crates/*/Cargo.toml
+  soak [ROUNDS] the crash test (SIGKILL while clients write, restart, check) with ROUNDS
+                kill rounds (default 100) instead of 5
   bench         benchmarks (not yet implemented)";
 
 fn main() -> ExitCode {
@@ -58,6 +61,7 @@ fn run(args: &[String]) -> Result<()> {
             tidy::run(&root)
         }
         "bench" => bench(),
+        "soak" => soak::run(&root, &cargo(), soak::rounds(rest)?),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(())

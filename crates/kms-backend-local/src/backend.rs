@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
-use crate::durable::{ensure_private_dir, is_leftover_temp, remove_durably, write_atomic};
+use crate::durable::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
 use crate::root_secret::{open_with, seal_with};
 use crate::RootSecret;
 
@@ -156,25 +156,25 @@ fn wrap_aad(id: &KeyId, version: u32) -> Vec<u8> {
 
 fn load_index(dir: &Path) -> Result<Index> {
     ensure_private_dir(dir).map_err(|e| io_error("creating the key directory", e))?;
+    remove_leftover_temps(dir).map_err(|e| io_error("cleaning up", e))?;
     let mut index = Index::default();
     let entries = std::fs::read_dir(dir).map_err(|e| io_error("reading the key directory", e))?;
     for entry in entries {
         let entry = entry.map_err(|e| io_error("reading the key directory", e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
-        if is_leftover_temp(&name) {
-            std::fs::remove_file(entry.path()).map_err(|e| io_error("cleaning up", e))?;
-        } else if name.ends_with(".key") {
-            let bytes = std::fs::read(entry.path()).map_err(|e| io_error("reading a key", e))?;
-            let file: KeyFile = serde_json::from_slice(&bytes)
-                .map_err(|e| backend_error("reading a key file", format!("{name}: {e}")))?;
-            if file.format != KEY_FILE_FORMAT {
-                return Err(backend_error(
-                    "reading a key file",
-                    format!("{name}: unknown format"),
-                ));
-            }
-            index.insert(file);
+        if !name.ends_with(".key") {
+            continue;
         }
+        let bytes = std::fs::read(entry.path()).map_err(|e| io_error("reading a key", e))?;
+        let file: KeyFile = serde_json::from_slice(&bytes)
+            .map_err(|e| backend_error("reading a key file", format!("{name}: {e}")))?;
+        if file.format != KEY_FILE_FORMAT {
+            return Err(backend_error(
+                "reading a key file",
+                format!("{name}: unknown format"),
+            ));
+        }
+        index.insert(file);
     }
     Ok(index)
 }

@@ -47,6 +47,18 @@ pub fn is_leftover_temp(name: &str) -> bool {
     name.starts_with('.') && name.ends_with(".tmp")
 }
 
+/// Removes the temporary files an interrupted [`write_atomic`] left in a directory. Call it at
+/// start, before anything writes there.
+pub fn remove_leftover_temps(dir: &Path) -> io::Result<()> {
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if is_leftover_temp(&entry.file_name().to_string_lossy()) {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    Ok(())
+}
+
 fn write_and_sync(tmp: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
     let mut file = OpenOptions::new()
         .write(true)

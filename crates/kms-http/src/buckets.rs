@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use kms_backend_local::{ensure_private_dir, is_leftover_temp, write_atomic};
+use kms_backend_local::{ensure_private_dir, remove_leftover_temps, write_atomic};
 use kms_core::KeyId;
 use s3_bucket_encryption::{BucketName, BucketRecord, EncryptionConfig, SseAlgorithm};
 
@@ -31,13 +31,12 @@ impl BucketStore {
     /// Opens (creating if needed) the bucket directory and reads every record.
     pub fn open(dir: PathBuf) -> io::Result<Self> {
         ensure_private_dir(&dir)?;
+        remove_leftover_temps(&dir)?;
         let mut records = BTreeMap::new();
         for entry in std::fs::read_dir(&dir)? {
             let entry = entry?;
             let name = entry.file_name().to_string_lossy().into_owned();
-            if is_leftover_temp(&name) {
-                std::fs::remove_file(entry.path())?;
-            } else if name.ends_with(".json") {
+            if name.ends_with(".json") {
                 let record: BucketRecord = serde_json::from_slice(&std::fs::read(entry.path())?)
                     .map_err(|e| {
                         io::Error::other(format!("bucket record {name} is damaged: {e}"))

@@ -33,6 +33,18 @@ pub enum ApiError {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The body did not arrive in time.
+    RequestTimeout,
+    /// The request's headers are too large.
+    HeadersTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The request's URI is too long.
+    UriTooLong {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// A bucket-level error from the JSON mirrors of the S3 bucket calls.
     Bucket(crate::s3::S3Error),
     /// Anything unexpected; the details are logged, never returned.
@@ -70,6 +82,12 @@ impl ApiError {
             Self::NotFound => (StatusCode::NOT_FOUND, "NotFound"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::RequestTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "RequestTooLarge"),
+            Self::RequestTimeout => (StatusCode::REQUEST_TIMEOUT, "RequestTimeout"),
+            Self::HeadersTooLarge { .. } => (
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "RequestHeaderFieldsTooLarge",
+            ),
+            Self::UriTooLong { .. } => (StatusCode::URI_TOO_LONG, "UriTooLong"),
             Self::Bucket(e) => (e.status(), e.code()),
             Self::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
@@ -90,6 +108,11 @@ impl ApiError {
             Self::RequestTooLarge { limit } => {
                 format!("the request body is larger than {limit} bytes")
             }
+            Self::RequestTimeout => "the request body did not arrive in time".into(),
+            Self::HeadersTooLarge { limit } => {
+                format!("the request headers are larger than {limit} bytes")
+            }
+            Self::UriTooLong { limit } => format!("the request URI is longer than {limit} bytes"),
             Self::Bucket(e) => e.message().to_string(),
             Self::Internal => "internal error".into(),
         }
@@ -141,6 +164,17 @@ impl From<kms_core::Error> for ApiError {
             tracing::error!(error = %e, "backend failure");
         }
         Self::Kms(e)
+    }
+}
+
+impl From<crate::request::BodyError> for ApiError {
+    fn from(e: crate::request::BodyError) -> Self {
+        use crate::request::BodyError;
+        match e {
+            BodyError::TooLarge { limit } => Self::RequestTooLarge { limit },
+            BodyError::Timeout => Self::RequestTimeout,
+            BodyError::Broken => Self::invalid("the request body could not be read"),
+        }
     }
 }
 

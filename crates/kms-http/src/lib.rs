@@ -29,13 +29,14 @@ use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::http::{Method, Uri};
 use actix_web::middleware::Condition;
 use actix_web::{web, App, HttpMessage, HttpResponse};
+use futures_util::future::{ready, Either, TryFutureExt};
 
 pub use admin::ADMIN_PREFIX;
 pub use state::{AppState, Settings, Startup};
 
 use crate::error::ApiError;
 use crate::request::LogFields;
-use crate::s3::S3Error;
+use crate::s3::{S3Error, S3ErrorKind};
 
 /// The id of one request, in its response headers, error body and log line.
 #[derive(Clone, Debug)]
@@ -60,8 +61,12 @@ pub fn app(
         .app_data(web::PayloadConfig::new(request::ADMIN_BODY_LIMIT))
         .wrap(Condition::new(!cors_origins.is_empty(), cors(cors_origins)))
         .wrap_fn(|req, srv| {
-            let fut = prepare(req).map(|req| srv.call(req));
-            finish(fut)
+            let (prepared, req) = prepare(req);
+            let call = match oversized(&req, prepared.admin) {
+                Some(error) => Either::Left(ready(Ok(req.error_response(error)))),
+                None => Either::Right(srv.call(req).map_ok(ServiceResponse::map_into_boxed_body)),
+            };
+            finish(prepared, call)
         })
         .route("/health", web::get().to(health))
         .route("/health", web::head().to(health))
@@ -95,7 +100,7 @@ struct Prepared {
 
 /// Before routing: a request id, and the admin path normalised (`//` collapsed, dot segments
 /// removed) so the guide's `//rustfs/admin/v3/…` reaches its route and signs as sent.
-fn prepare(mut req: ServiceRequest) -> PreparedCall {
+fn prepare(mut req: ServiceRequest) -> (Prepared, ServiceRequest) {
     let request_id = uuid::Uuid::new_v4().simple().to_string().to_uppercase();
     if let Some(normalised) = normalise_admin_path(req.path()) {
         let query = req.query_string();
@@ -118,18 +123,46 @@ fn prepare(mut req: ServiceRequest) -> PreparedCall {
         admin: req.path().starts_with(ADMIN_PREFIX) || req.path() == "/health",
         started: Instant::now(),
     };
-    PreparedCall { prepared, req }
+    (prepared, req)
 }
 
-struct PreparedCall {
-    prepared: Prepared,
-    req: ServiceRequest,
-}
+/// The most header bytes (names and values) a request may carry: far above what any signed
+/// client sends, far below what would let a few requests exhaust memory.
+const HEADER_LIMIT: usize = 32 * 1024;
+/// The longest path and query a request may have.
+const URI_LIMIT: usize = 16 * 1024;
 
-impl PreparedCall {
-    fn map<F>(self, call: impl FnOnce(ServiceRequest) -> F) -> (Prepared, F) {
-        (self.prepared, call(self.req))
+/// The error for a request whose head is larger than the limits, in the API's own format.
+fn oversized(req: &ServiceRequest, admin: bool) -> Option<actix_web::Error> {
+    let header_bytes: usize = req
+        .headers()
+        .iter()
+        .map(|(n, v)| n.as_str().len() + v.len())
+        .sum();
+    let uri_bytes = req.uri().path_and_query().map_or(0, |pq| pq.as_str().len());
+    let resource = req.path().to_owned();
+    if header_bytes > HEADER_LIMIT {
+        let error: actix_web::Error = if admin {
+            ApiError::HeadersTooLarge {
+                limit: HEADER_LIMIT,
+            }
+            .into()
+        } else {
+            let message = format!("the request headers are larger than {HEADER_LIMIT} bytes");
+            S3Error::new(S3ErrorKind::RequestHeaderSectionTooLarge, message, resource).into()
+        };
+        return Some(error);
     }
+    if uri_bytes > URI_LIMIT {
+        let error: actix_web::Error = if admin {
+            ApiError::UriTooLong { limit: URI_LIMIT }.into()
+        } else {
+            let message = format!("the request URI is longer than {URI_LIMIT} bytes");
+            S3Error::new(S3ErrorKind::UriTooLong, message, resource).into()
+        };
+        return Some(error);
+    }
+    None
 }
 
 /// The admin path with `//` collapsed and dot segments removed, when it differs and is an admin
@@ -160,13 +193,11 @@ fn normalise_admin_path(path: &str) -> Option<String> {
 }
 
 /// After the handler: errors rendered with the request id, the request id header, the log line.
-async fn finish<B: MessageBody + 'static>(
-    (prepared, call): (
-        Prepared,
-        impl Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
-    ),
+async fn finish(
+    prepared: Prepared,
+    call: impl Future<Output = Result<ServiceResponse<BoxBody>, actix_web::Error>>,
 ) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
-    let res = call.await?.map_into_boxed_body();
+    let res = call.await?;
     let id = &prepared.request_id;
     let rendered = res.response().error().and_then(|e| {
         if let Some(api) = e.as_error::<ApiError>() {

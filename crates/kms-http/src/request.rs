@@ -14,36 +14,59 @@ use crate::AppState;
 /// The largest admin request body.
 pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
-/// Reads a body of at most `limit` bytes; `None` when it is larger.
+/// How long a client may take to send a body. Actix bounds the head of a request; this bounds
+/// the rest, so a client trickling bytes cannot hold a worker forever.
+pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+/// Why a body could not be read.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyError {
+    /// It is larger than the limit.
+    TooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// It did not arrive within [`BODY_TIMEOUT`].
+    Timeout,
+    /// The connection broke or the transfer encoding is invalid.
+    Broken,
+}
+
+/// Reads a body of at most `limit` bytes within [`BODY_TIMEOUT`].
 pub async fn read_body(
     req: &HttpRequest,
     mut payload: web::Payload,
     limit: usize,
-) -> Result<Bytes, usize> {
+) -> Result<Bytes, BodyError> {
     let declared = req
         .headers()
         .get("content-length")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<usize>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(limit);
+        return Err(BodyError::TooLarge { limit });
     }
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|_| limit)?;
-        if body.len() + chunk.len() > limit {
-            return Err(limit);
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|_| BodyError::Broken)?;
+            if body.len() + chunk.len() > limit {
+                return Err(BodyError::TooLarge { limit });
+            }
+            body.extend_from_slice(&chunk);
         }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body.freeze())
+        Ok(body.freeze())
+    };
+    tokio::time::timeout(BODY_TIMEOUT, read)
+        .await
+        .map_err(|_| BodyError::Timeout)?
 }
 
 /// Reads an admin body (at most 1 MiB).
 pub async fn admin_body(req: &HttpRequest, payload: web::Payload) -> Result<Bytes, ApiError> {
     read_body(req, payload, ADMIN_BODY_LIMIT)
         .await
-        .map_err(|limit| ApiError::RequestTooLarge { limit })
+        .map_err(ApiError::from)
 }
 
 /// Who made a request, for the request log.

@@ -256,6 +256,11 @@ pub fn verify(
 
 fn signature_from_header(headers: &HeaderMap) -> Result<Signature<'_>, AuthError> {
     let header = headers.get("authorization").ok_or(AuthError::Missing)?;
+    for name in ["authorization", "x-amz-date", "x-amz-content-sha256"] {
+        if headers.get_all(name).nth(1).is_some() {
+            return Err(malformed(format!("{name} is repeated")));
+        }
+    }
     let header = header
         .to_str()
         .map_err(|_| malformed("Authorization is not ASCII"))?;

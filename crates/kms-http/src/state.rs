@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use actix_web::{HttpMessage, HttpRequest};
-use kms_backend_local::{ensure_private_dir, RootSecret};
+use kms_backend_local::{ensure_private_dir, remove_leftover_temps, RootSecret};
 use kms_core::{KeyId, SecretBytes};
 use sha2::{Digest, Sha256};
 
@@ -60,6 +60,10 @@ impl AppState {
         let data_dir = absolute(settings.data_dir)?;
         ensure_private_dir(&data_dir)
             .map_err(|e| format!("cannot use data directory {}: {e}", data_dir.display()))?;
+        // A crash while saving the configuration, credentials or root secret leaves a
+        // temporary file beside them; the saved files themselves are whole.
+        remove_leftover_temps(&data_dir)
+            .map_err(|e| format!("cleaning {}: {e}", data_dir.display()))?;
         let (root, created_root_secret) = match settings.root_secret {
             Some(text) => {
                 let text = String::from_utf8(text.expose().to_vec())

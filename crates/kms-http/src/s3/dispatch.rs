@@ -87,13 +87,7 @@ pub async fn dispatch(
     let resource = percent_decode(req.uri().path());
     let body = read_body(&req, payload, ADMIN_BODY_LIMIT)
         .await
-        .map_err(|limit| {
-            S3Error::new(
-                S3ErrorKind::EntityTooLarge,
-                format!("the body is larger than {limit} bytes"),
-                resource.clone(),
-            )
-        })?;
+        .map_err(|e| S3Error::from_body(e, &resource))?;
     let verified = state
         .authenticate(&req, &body, SigningService::S3)
         .map_err(|e| S3Error::from_auth(e, &resource))?;

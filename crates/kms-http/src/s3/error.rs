@@ -1,6 +1,7 @@
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 
+use crate::request::BodyError;
 use crate::sigv4::AuthError;
 
 /// The S3 error codes the server answers with.
@@ -47,6 +48,14 @@ pub enum S3ErrorKind {
     MethodNotAllowed,
     /// The body is too large.
     EntityTooLarge,
+    /// The body did not arrive in time.
+    RequestTimeout,
+    /// The body ended early or its encoding is broken.
+    IncompleteBody,
+    /// The request's headers are too large.
+    RequestHeaderSectionTooLarge,
+    /// The request's URI is too long.
+    UriTooLong,
     /// Anything unexpected.
     InternalError,
 }
@@ -80,6 +89,12 @@ impl S3ErrorKind {
             Self::NotImplemented => (StatusCode::NOT_IMPLEMENTED, "NotImplemented"),
             Self::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed"),
             Self::EntityTooLarge => (StatusCode::PAYLOAD_TOO_LARGE, "EntityTooLarge"),
+            Self::RequestTimeout => (StatusCode::BAD_REQUEST, "RequestTimeout"),
+            Self::IncompleteBody => (StatusCode::BAD_REQUEST, "IncompleteBody"),
+            Self::RequestHeaderSectionTooLarge => {
+                (StatusCode::BAD_REQUEST, "RequestHeaderSectionTooLarge")
+            }
+            Self::UriTooLong => (StatusCode::URI_TOO_LONG, "RequestURITooLong"),
             Self::InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -136,6 +151,25 @@ impl S3Error {
             request_id,
         );
         builder.content_type("application/xml").body(xml)
+    }
+
+    /// The S3 error for a body that could not be read.
+    pub fn from_body(e: BodyError, resource: &str) -> Self {
+        let (kind, message) = match e {
+            BodyError::TooLarge { limit } => (
+                S3ErrorKind::EntityTooLarge,
+                format!("the body is larger than {limit} bytes"),
+            ),
+            BodyError::Timeout => (
+                S3ErrorKind::RequestTimeout,
+                "the body did not arrive in time".into(),
+            ),
+            BodyError::Broken => (
+                S3ErrorKind::IncompleteBody,
+                "the body could not be read".into(),
+            ),
+        };
+        Self::new(kind, message, resource)
     }
 
     /// The S3 error for a failed signature check.
