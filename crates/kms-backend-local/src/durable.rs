@@ -28,7 +28,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
 }
 
 /// Removes a file durably: the removal survives a crash once this returns.
-pub(crate) fn remove_durably(path: &Path) -> io::Result<()> {
+pub fn remove_durably(path: &Path) -> io::Result<()> {
     match fs::remove_file(path) {
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         other => other?,

@@ -14,5 +14,5 @@ mod durable;
 mod root_secret;
 
 pub use backend::LocalBackend;
-pub use durable::{ensure_private_dir, remove_leftover_temps, write_atomic};
+pub use durable::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
 pub use root_secret::RootSecret;

@@ -5,7 +5,7 @@ use std::io;
 use std::path::PathBuf;
 use std::sync::RwLock;
 
-use kms_backend_local::{ensure_private_dir, remove_leftover_temps, write_atomic};
+use kms_backend_local::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
 use kms_core::KeyId;
 use s3_bucket_encryption::{BucketName, BucketRecord, EncryptionConfig, SseAlgorithm};
 
@@ -92,14 +92,7 @@ impl BucketStore {
             return Err(BucketStoreError::NotFound);
         }
         let path = self.path_of(name);
-        let dir = self.dir.clone();
-        tokio::task::spawn_blocking(move || {
-            std::fs::remove_file(&path)?;
-            std::fs::File::open(&dir)?.sync_all()
-        })
-        .await
-        .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
-        .map_err(BucketStoreError::Io)?;
+        blocking(move || remove_durably(&path)).await?;
         self.records
             .write()
             .expect("bucket lock poisoned")
@@ -143,16 +136,23 @@ impl BucketStore {
         let path = self.path_of(&record.name);
         let bytes = serde_json::to_vec_pretty(&record)
             .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?;
-        tokio::task::spawn_blocking(move || write_atomic(&path, &bytes, 0o600))
-            .await
-            .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
-            .map_err(BucketStoreError::Io)?;
+        blocking(move || write_atomic(&path, &bytes, 0o600)).await?;
         self.records
             .write()
             .expect("bucket lock poisoned")
             .insert(record.name.clone(), record);
         Ok(())
     }
+}
+
+/// Runs file I/O off the async workers.
+async fn blocking(
+    work: impl FnOnce() -> io::Result<()> + Send + 'static,
+) -> Result<(), BucketStoreError> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
+        .map_err(BucketStoreError::Io)
 }
 
 #[cfg(test)]

@@ -59,6 +59,14 @@ pub struct Snapshot {
     pub backend: Option<Arc<dyn Backend>>,
 }
 
+impl Snapshot {
+    /// The configuration and its id; `ServiceNotConfigured` when there is none.
+    fn configured(&self) -> Result<(Arc<KmsConfig>, String), ApiError> {
+        let config = self.config.clone().ok_or(ApiError::ServiceNotConfigured)?;
+        Ok((config, self.config_id.clone().unwrap_or_default()))
+    }
+}
+
 #[derive(Serialize, Deserialize)]
 struct SavedConfig {
     format: u32,
@@ -192,11 +200,7 @@ impl KmsService {
     pub async fn start(&self) -> Result<ServiceStatus, ApiError> {
         let _transition = self.transitions.lock().await;
         let snapshot = self.snapshot();
-        let config = snapshot
-            .config
-            .clone()
-            .ok_or(ApiError::ServiceNotConfigured)?;
-        let config_id = snapshot.config_id.clone().unwrap_or_default();
+        let (config, config_id) = snapshot.configured()?;
         if snapshot.status == ServiceStatus::Running {
             return Ok(ServiceStatus::Running);
         }
@@ -222,11 +226,7 @@ impl KmsService {
     pub async fn stop(&self) -> Result<ServiceStatus, ApiError> {
         let _transition = self.transitions.lock().await;
         let snapshot = self.snapshot();
-        let config = snapshot
-            .config
-            .clone()
-            .ok_or(ApiError::ServiceNotConfigured)?;
-        let config_id = snapshot.config_id.clone().unwrap_or_default();
+        let (config, config_id) = snapshot.configured()?;
         if snapshot.status != ServiceStatus::Stopped {
             self.save(&config, &config_id, false).await?;
             self.set(

@@ -70,18 +70,7 @@ pub async fn start(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    no_body(
-        &state
-            .admin_request(&req, payload, Action::Configure, &[])
-            .await?
-            .0,
-    )?;
-    let status = state.service.start().await?;
-    Ok(HttpResponse::Ok().json(json!({
-        "success": true,
-        "message": "KMS service started successfully",
-        "status": status.as_str(),
-    })))
+    switch(req, payload, &state, true).await
 }
 
 /// `POST /kms/stop`.
@@ -90,16 +79,33 @@ pub async fn stop(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    no_body(
-        &state
-            .admin_request(&req, payload, Action::Configure, &[])
-            .await?
-            .0,
-    )?;
-    let status = state.service.stop().await?;
+    switch(req, payload, &state, false).await
+}
+
+async fn switch(
+    req: HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    start: bool,
+) -> Result<HttpResponse, ApiError> {
+    let (body, _) = state
+        .admin_request(&req, payload, Action::Configure, &[])
+        .await?;
+    no_body(&body)?;
+    let (status, message) = if start {
+        (
+            state.service.start().await?,
+            "KMS service started successfully",
+        )
+    } else {
+        (
+            state.service.stop().await?,
+            "KMS service stopped successfully",
+        )
+    };
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
-        "message": "KMS service stopped successfully",
+        "message": message,
         "status": status.as_str(),
     })))
 }
