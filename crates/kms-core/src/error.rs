@@ -91,10 +91,7 @@ impl fmt::Display for Error {
                 state,
                 operation,
             } => {
-                write!(
-                    f,
-                    "key '{key_id}' is {state} and cannot be used to {operation}"
-                )
+                write!(f, "key '{key_id}' is {state} and cannot {operation}")
             }
             Self::Conflict { reason } => write!(f, "{reason}"),
             Self::DecryptionFailed => {

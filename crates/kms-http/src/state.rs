@@ -145,10 +145,5 @@ impl AppState {
 }
 
 fn absolute(dir: PathBuf) -> Result<PathBuf, String> {
-    if dir.is_absolute() {
-        return Ok(dir);
-    }
-    let cwd =
-        std::env::current_dir().map_err(|e| format!("cannot read the current directory: {e}"))?;
-    Ok(cwd.join(dir))
+    std::path::absolute(&dir).map_err(|e| format!("cannot resolve {}: {e}", dir.display()))
 }

@@ -40,8 +40,8 @@ struct Flags {
     #[arg(long, env = "KMS_CORS_ALLOWED_ORIGINS", value_delimiter = ',')]
     cors_allowed_origins: Vec<String>,
 
-    /// Start `NotConfigured` instead of configuring the local backend on first start.
-    /// A saved configuration is always reloaded.
+    /// Start `NotConfigured` instead of configuring the local backend on first start
+    /// (`KMS_AUTO_CONFIGURE=false` does the same). A saved configuration is always reloaded.
     #[arg(long = "no-auto-configure", env = "KMS_AUTO_CONFIGURE", action = clap::ArgAction::SetFalse)]
     auto_configure: bool,
 
@@ -49,7 +49,11 @@ struct Flags {
     /// layer rustify are silenced by default: they log every Vault error answer (an ordinary
     /// decrypt refusal or a lookup before a create included) at ERROR level; the server reports
     /// what matters itself.
-    #[arg(long, env = "KMS_LOG_LEVEL", default_value = "info,vaultrs=off,rustify=off")]
+    #[arg(
+        long,
+        env = "KMS_LOG_LEVEL",
+        default_value = "info,vaultrs=off,rustify=off"
+    )]
     log_level: String,
 
     /// Log format.
