@@ -166,8 +166,10 @@ fn load_index(dir: &Path) -> Result<Index> {
             continue;
         }
         let bytes = std::fs::read(entry.path()).map_err(|e| io_error("reading a key", e))?;
-        let file: KeyFile = serde_json::from_slice(&bytes)
+        let mut file: KeyFile = serde_json::from_slice(&bytes)
             .map_err(|e| backend_error("reading a key file", format!("{name}: {e}")))?;
+        // Deserializing grows the vector to room for four versions; most keys have one.
+        file.versions.shrink_to_fit();
         if file.format != KEY_FILE_FORMAT {
             return Err(backend_error(
                 "reading a key file",

@@ -181,9 +181,12 @@ impl KeySpec {
 }
 
 /// Labels on a key. Names need not be unique across keys.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct Tags(BTreeMap<String, String>);
+///
+/// Kept as a sorted boxed slice rather than a `BTreeMap`: a map with one entry still allocates a
+/// whole B-tree node (544 bytes for `String` pairs), which was the largest part of a key's memory
+/// when every key carries a `name` tag.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Tags(Box<[(String, String)]>);
 
 impl Tags {
     /// Validates tags: at most 50, keys 1–128 characters, values at most 256 characters.
@@ -204,12 +207,40 @@ impl Tags {
                 )));
             }
         }
-        Ok(Self(tags))
+        Ok(Self(tags.into_iter().collect()))
     }
 
-    /// The tags as a sorted map.
-    pub fn as_map(&self) -> &BTreeMap<String, String> {
-        &self.0
+    /// The value of one tag.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0
+            .binary_search_by(|(key, _)| key.as_str().cmp(name))
+            .ok()
+            .map(|index| self.0[index].1.as_str())
+    }
+
+    /// The tags in name order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0
+            .iter()
+            .map(|(key, value)| (key.as_str(), value.as_str()))
+    }
+}
+
+impl Serialize for Tags {
+    fn serialize<S: serde::Serializer>(
+        &self,
+        serializer: S,
+    ) -> std::result::Result<S::Ok, S::Error> {
+        serializer.collect_map(self.iter())
+    }
+}
+
+impl<'de> Deserialize<'de> for Tags {
+    fn deserialize<D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> std::result::Result<Self, D::Error> {
+        let map = BTreeMap::<String, String>::deserialize(deserializer)?;
+        Ok(Self(map.into_iter().collect()))
     }
 }
 

@@ -80,12 +80,15 @@ pub async fn ensure_key(backend: &dyn Backend, key_id: &KeyId) -> Result<KeyMeta
 
 /// Destroys every key whose deletion date has passed. Returns the destroyed ids.
 pub async fn sweep_deletions(backend: &dyn Backend, now: DateTime<Utc>) -> Result<Vec<KeyId>> {
+    let due = due_keys(backend, |meta| {
+        meta.key_state == KeyState::PendingDeletion
+            && meta.deletion_date.is_some_and(|date| date <= now)
+    })
+    .await?;
     let mut destroyed = Vec::new();
-    for meta in all_keys(backend).await? {
-        let due = meta.key_state == KeyState::PendingDeletion
-            && meta.deletion_date.is_some_and(|date| date <= now);
-        if due && backend.destroy_key(&meta.key_id, now).await? {
-            destroyed.push(meta.key_id);
+    for key_id in due {
+        if backend.destroy_key(&key_id, now).await? {
+            destroyed.push(key_id);
         }
     }
     Ok(destroyed)
@@ -93,29 +96,35 @@ pub async fn sweep_deletions(backend: &dyn Backend, now: DateTime<Utc>) -> Resul
 
 /// Rotates every enabled key whose automatic rotation is due. Returns the rotated ids.
 pub async fn rotate_due_keys(backend: &dyn Backend, now: DateTime<Utc>) -> Result<Vec<KeyId>> {
-    let mut rotated = Vec::new();
-    for meta in all_keys(backend).await? {
-        let due = meta.enabled() && meta.next_rotation_date().is_some_and(|date| date <= now);
-        if due {
-            backend.rotate_key(&meta.key_id, now).await?;
-            rotated.push(meta.key_id);
-        }
+    let due = due_keys(backend, |meta| {
+        meta.enabled() && meta.next_rotation_date().is_some_and(|date| date <= now)
+    })
+    .await?;
+    for key_id in &due {
+        backend.rotate_key(key_id, now).await?;
     }
-    Ok(rotated)
+    Ok(due)
 }
 
-async fn all_keys(backend: &dyn Backend) -> Result<Vec<KeyMetadata>> {
-    let mut keys = Vec::new();
+/// The ids of the keys for which `due` holds, read one page at a time: only the ids are kept,
+/// so a pass over 100,000 keys holds one page of metadata, not a copy of all of it.
+async fn due_keys(backend: &dyn Backend, due: impl Fn(&KeyMetadata) -> bool) -> Result<Vec<KeyId>> {
+    let mut ids = Vec::new();
     let mut request = ListKeysRequest {
         limit: 1000,
         marker: None,
     };
     loop {
         let page = backend.list_keys(&request).await?;
-        keys.extend(page.keys);
+        ids.extend(
+            page.keys
+                .iter()
+                .filter(|meta| due(meta))
+                .map(|meta| meta.key_id.clone()),
+        );
         match page.next_marker {
             Some(marker) => request.marker = Some(marker),
-            None => return Ok(keys),
+            None => return Ok(ids),
         }
     }
 }

@@ -54,7 +54,7 @@ async fn create_then_describe_returns_the_same_metadata(backend: &dyn Backend) {
     let created = new_key(backend, "conformance describe").await;
     assert_eq!(created.key_state, KeyState::Enabled);
     assert_eq!(created.current_version, 1);
-    assert_eq!(created.tags.as_map()["name"], "conformance describe");
+    assert_eq!(created.tags.get("name").unwrap(), "conformance describe");
     let described = backend.describe_key(&created.key_id).await.unwrap();
     assert_eq!(described, created);
 }

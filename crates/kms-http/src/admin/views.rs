@@ -1,8 +1,6 @@
 //! The JSON shapes of admin answers.
 
-use std::collections::BTreeMap;
-
-use kms_core::{format_timestamp, KeyMetadata};
+use kms_core::{format_timestamp, KeyMetadata, Tags};
 use serde::Serialize;
 
 /// `key_metadata` in answers.
@@ -19,7 +17,7 @@ pub struct KeyMetadataView<'a> {
     next_rotation_date: Option<String>,
     deletion_date: Option<String>,
     current_version: u32,
-    tags: &'a BTreeMap<String, String>,
+    tags: &'a Tags,
 }
 
 impl<'a> From<&'a KeyMetadata> for KeyMetadataView<'a> {
@@ -36,7 +34,7 @@ impl<'a> From<&'a KeyMetadata> for KeyMetadataView<'a> {
             next_rotation_date: m.next_rotation_date().as_ref().map(format_timestamp),
             deletion_date: m.deletion_date.as_ref().map(format_timestamp),
             current_version: m.current_version,
-            tags: m.tags.as_map(),
+            tags: &m.tags,
         }
     }
 }
@@ -46,7 +44,7 @@ impl<'a> From<&'a KeyMetadata> for KeyMetadataView<'a> {
 pub struct KeyListEntry<'a> {
     key_id: &'a str,
     description: &'a str,
-    tags: &'a BTreeMap<String, String>,
+    tags: &'a Tags,
     enabled: bool,
     key_state: &'static str,
     creation_date: String,
@@ -57,7 +55,7 @@ impl<'a> From<&'a KeyMetadata> for KeyListEntry<'a> {
         Self {
             key_id: m.key_id.as_str(),
             description: &m.description,
-            tags: m.tags.as_map(),
+            tags: &m.tags,
             enabled: m.enabled(),
             key_state: m.key_state.as_str(),
             creation_date: format_timestamp(&m.creation_date),
