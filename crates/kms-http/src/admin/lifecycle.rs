@@ -4,7 +4,7 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 
 use crate::auth::Action;
-use crate::config::ConfigureBody;
+use crate::config::{ConfigureBody, KmsConfig};
 use crate::error::ApiError;
 use crate::request::parse_json;
 use crate::service::ServiceStatus;
@@ -21,18 +21,25 @@ fn no_body(body: &[u8]) -> Result<(), ApiError> {
     }
 }
 
+/// The validated configuration in the body of `configure` or `reconfigure`.
+async fn configuration(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+) -> Result<KmsConfig, ApiError> {
+    let (body, _) = state
+        .admin_request(req, payload, Action::Configure, &[])
+        .await?;
+    parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())
+}
+
 /// `POST /kms/configure`.
 pub async fn configure(
     req: HttpRequest,
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = state
-        .admin_request(&req, payload, Action::Configure, &[])
-        .await?
-        .0;
-    let config =
-        parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
+    let config = configuration(&req, payload, &state).await?;
     let config_id = state.service.configure(config, None).await?;
     Ok(HttpResponse::Ok().json(json!({
         "success": true,
@@ -47,12 +54,7 @@ pub async fn reconfigure(
     payload: web::Payload,
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, ApiError> {
-    let body = state
-        .admin_request(&req, payload, Action::Configure, &[])
-        .await?
-        .0;
-    let config =
-        parse_json::<ConfigureBody>(&body)?.validate(&state.data_dir, state.service.root())?;
+    let config = configuration(&req, payload, &state).await?;
     state
         .service
         .configure(config, Some(ServiceStatus::Running))
