@@ -390,7 +390,9 @@ def send_http(client: str, port: int, method: str, target: str, payload: bytes |
             connection.request(method, target, body=payload, headers=headers)
         except (BrokenPipeError, ConnectionResetError):
             # A server may answer (413) and close before reading a large body; read the answer.
-            pass
+            # When the socket is gone there is no answer to read: the connection failed.
+            if connection.sock is None:
+                raise
         answer = connection.getresponse()
         body = answer.read()
         response_headers: dict[str, str] = {}
