@@ -19,19 +19,12 @@ from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials as BotoCredentials
 
+from conftest import ACTIONS
 from kms_clients import ADMIN_PREFIX, REGION, BotocoreClient, Credentials, Response
 from s3_clients import S3Raw
 
-# Every action of API.md §2 and README "Identities file".
-KMS_ACTIONS = (
-    "admin:ServerInfo",
-    "kms:Configure",
-    "kms:CreateKey",
-    "kms:ManageKey",
-    "kms:DeleteKey",
-    "kms:GenerateDataKey",
-    "kms:Decrypt",
-)
+# Every action of API.md §2 and README "Identities file": the KMS ones as conftest lists them.
+KMS_ACTIONS = ACTIONS
 S3_ACTIONS = (
     "s3:ListAllMyBuckets",
     "s3:CreateBucket",
