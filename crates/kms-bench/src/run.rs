@@ -295,6 +295,39 @@ impl Bench {
         }
     }
 
+    /// The data key points of one server: generate and decrypt against the fixture's hot key,
+    /// and describing it when `with_describe`.
+    async fn data_key_points(
+        &mut self,
+        target: Target,
+        group: &str,
+        concurrencies: &[usize],
+        fixture: &Fixture,
+        with_describe: bool,
+    ) {
+        let generate_names = (group, op::GENERATE, GENERATE_ROUTE);
+        self.points(
+            target,
+            generate_names,
+            concurrencies,
+            generate(&fixture.hot_key),
+        )
+        .await;
+        let decrypt_names = (group, op::DECRYPT, DECRYPT_ROUTE);
+        self.points(target, decrypt_names, concurrencies, decrypt(&fixture.blob))
+            .await;
+        if with_describe {
+            let describe_names = (group, op::DESCRIBE, "GET /kms/keys/{id}");
+            self.points(
+                target,
+                describe_names,
+                concurrencies,
+                describe(&fixture.hot_key),
+            )
+            .await;
+        }
+    }
+
     /// Runs one point at every concurrency in `concurrencies`.
     async fn points(
         &mut self,
@@ -401,30 +434,8 @@ impl Bench {
         let target = Target::new(server.addr, server.proc.pid());
         let concs = self.plan.concurrencies.clone();
         let g = group::LOCAL;
-        let gen_route = "POST /kms/generate-data-key";
-        self.points(
-            target,
-            (g, op::GENERATE, gen_route),
-            &concs,
-            generate(&fixture.hot_key),
-        )
-        .await;
-        let dec_route = "POST /kms/decrypt";
-        self.points(
-            target,
-            (g, op::DECRYPT, dec_route),
-            &concs,
-            decrypt(&fixture.blob),
-        )
-        .await;
-        let desc_route = "GET /kms/keys/{id}";
-        self.points(
-            target,
-            (g, op::DESCRIBE, desc_route),
-            &concs,
-            describe(&fixture.hot_key),
-        )
-        .await;
+        self.data_key_points(target, g, &concs, &fixture, true)
+            .await;
         let list_route = "GET /kms/keys?limit=50";
         self.points(
             target,
@@ -449,27 +460,8 @@ impl Bench {
 
         self.reconfigure(server.addr, false).await?;
         let g = group::LOCAL_NO_CACHE;
-        self.points(
-            target,
-            (g, op::GENERATE, gen_route),
-            &concs,
-            generate(&fixture.hot_key),
-        )
-        .await;
-        self.points(
-            target,
-            (g, op::DECRYPT, dec_route),
-            &concs,
-            decrypt(&fixture.blob),
-        )
-        .await;
-        self.points(
-            target,
-            (g, op::DESCRIBE, desc_route),
-            &concs,
-            describe(&fixture.hot_key),
-        )
-        .await;
+        self.data_key_points(target, g, &concs, &fixture, true)
+            .await;
         // Back to the default configuration for the paired comparisons.
         self.reconfigure(server.addr, true).await?;
         Ok((server, fixture, scale))
@@ -677,8 +669,6 @@ impl Bench {
             Auth::Admin,
         );
         let (status, answer) = client.send(&req).await?;
-        let gen_route = "POST /kms/generate-data-key";
-        let dec_route = "POST /kms/decrypt";
         if !status.is_success() {
             let answer = String::from_utf8_lossy(&answer);
             let why = if status.as_u16() == 400 && answer.contains("not available") {
@@ -691,14 +681,14 @@ impl Bench {
                 self.points.push(Point::skipped(
                     group::VAULT,
                     op::GENERATE,
-                    gen_route,
+                    GENERATE_ROUTE,
                     c,
                     &why,
                 ));
                 self.points.push(Point::skipped(
                     group::VAULT,
                     op::DECRYPT,
-                    dec_route,
+                    DECRYPT_ROUTE,
                     c,
                     &why,
                 ));
@@ -714,21 +704,8 @@ impl Bench {
             ..Target::new(server.addr, server.proc.pid())
         };
         let concs = self.plan.concurrencies.clone();
-        let g = group::VAULT;
-        self.points(
-            target,
-            (g, op::GENERATE, gen_route),
-            &concs,
-            generate(&fixture.hot_key),
-        )
-        .await;
-        self.points(
-            target,
-            (g, op::DECRYPT, dec_route),
-            &concs,
-            decrypt(&fixture.blob),
-        )
-        .await;
+        self.data_key_points(target, group::VAULT, &concs, &fixture, false)
+            .await;
         Ok(Some((server, fixture)))
     }
 
@@ -845,6 +822,9 @@ fn text(value: &Value, what: &str) -> Result<String> {
 fn constant(req: Req) -> Workload {
     Arc::new(move |_| req.clone())
 }
+
+const GENERATE_ROUTE: &str = "POST /kms/generate-data-key";
+const DECRYPT_ROUTE: &str = "POST /kms/decrypt";
 
 fn generate_body(key_id: &str) -> Value {
     json!({
