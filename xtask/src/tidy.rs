@@ -1,7 +1,8 @@
 //! `cargo xtask tidy`: the dependency direction of the workspace, checked from the manifests.
 //!
 //! The layering (see ARCHITECTURE.md) is `kms-core` ← backends ← `kms-cache` ← `kms-http` ←
-//! `kms-server`, with `s3-bucket-encryption` needing only `kms-core`. It is easy to break by one
+//! `kms-server`, with `s3-bucket-encryption` needing only `kms-core` and `s3-object-store` only
+//! `kms-core` and the local backend's durable-write helpers. It is easy to break by one
 //! line in a `Cargo.toml`, and nothing else would notice, so every manifest under `crates/` is
 //! read and each internal dependency edge is checked against the table in [`allowed`]. Library
 //! crates must not use `anyhow`: they return their own error enums. The binaries (`kms-server`,
@@ -22,6 +23,7 @@ enum Layer {
     Backend,
     Cache,
     S3,
+    ObjectStore,
     Http,
     Server,
     Bench,
@@ -33,6 +35,7 @@ impl Layer {
             "kms-core" => Some(Layer::Core),
             "kms-cache" => Some(Layer::Cache),
             "s3-bucket-encryption" => Some(Layer::S3),
+            "s3-object-store" => Some(Layer::ObjectStore),
             "kms-http" => Some(Layer::Http),
             "kms-server" => Some(Layer::Server),
             "kms-bench" => Some(Layer::Bench),
@@ -148,8 +151,10 @@ fn allowed(from: Layer, kind: DepKind) -> &'static [Layer] {
         // The cache's tests run it in front of a real backend.
         (Cache, DepKind::Dev) => &[Core, Backend],
         (Cache, _) => &[Core],
-        (Http, _) => &[Core, Backend, Cache, S3],
-        (Server | Bench, _) => &[Core, Backend, Cache, S3, Http],
+        // Objects are written with the same durable-write helpers as keys.
+        (ObjectStore, _) => &[Core, Backend],
+        (Http, _) => &[Core, Backend, Cache, S3, ObjectStore],
+        (Server | Bench, _) => &[Core, Backend, Cache, S3, ObjectStore, Http],
     }
 }
 
@@ -202,6 +207,7 @@ fn describe(layers: &[Layer]) -> String {
             Layer::Backend => "kms-backend-*",
             Layer::Cache => "kms-cache",
             Layer::S3 => "s3-bucket-encryption",
+            Layer::ObjectStore => "s3-object-store",
             Layer::Http => "kms-http",
             Layer::Server => "kms-server",
             Layer::Bench => "kms-bench",

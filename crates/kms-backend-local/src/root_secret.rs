@@ -53,7 +53,7 @@ impl RootSecret {
 
     /// A 32-byte key for one purpose, derived with HKDF-SHA256. Different purposes give
     /// independent keys.
-    pub(crate) fn derive(&self, purpose: &str) -> SecretBytes {
+    pub fn derive(&self, purpose: &str) -> SecretBytes {
         let hkdf = Hkdf::<Sha256>::new(Some(b"kms-root-secret-v1"), self.0.expose());
         let mut key = vec![0u8; 32];
         // 32 bytes is far below HKDF-SHA256's output limit, so expansion cannot fail.

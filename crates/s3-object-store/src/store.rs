@@ -1,0 +1,533 @@
+//! The object store on disk.
+//!
+//! ```text
+//! <data>/objects/<bucket>/<sha256(key)>.json   object record (ObjectMeta), written atomically
+//! <data>/objects/<bucket>/<uuid>.seg           segment files (packages)
+//! <data>/uploads/<upload id>/upload.json       multipart upload record (UploadMeta)
+//! <data>/uploads/<upload id>/part-<n>.json     part record (PartMeta)
+//! <data>/uploads/<upload id>/<uuid>.seg        part segment files
+//! ```
+//!
+//! The record is the commit point: segment files are written and synced first, then the record
+//! is written atomically (write, fsync, rename, fsync directory). A crash at any moment leaves
+//! either the old record or the new one; segment files no record names are removed at the next
+//! start. Completing a multipart upload hard-links the part segments into the bucket directory
+//! before the record is written, so the upload stays whole until the object exists.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use chrono::{DateTime, Utc};
+use kms_backend_local::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
+use kms_core::SecretBytes;
+use sha2::{Digest, Sha256};
+
+use crate::listing::{list, ListQuery, Listing};
+use crate::meta::{layout_mac, verify_layout, ObjectMeta, PartMeta, UploadMeta};
+use crate::package::Tampered;
+
+/// What a listing shows of an object, kept in memory for every object.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Summary {
+    /// Plaintext size.
+    pub size: u64,
+    /// Entity tag, without quotes.
+    pub etag: String,
+    /// When it was written.
+    pub last_modified: DateTime<Utc>,
+}
+
+type Index = HashMap<String, BTreeMap<String, Summary>>;
+
+/// Every object and upload, on disk, with an in-memory index of names for listings.
+pub struct ObjectStore {
+    objects: PathBuf,
+    uploads: PathBuf,
+    integrity_key: SecretBytes,
+    index: RwLock<Index>,
+    commits: tokio::sync::Mutex<()>,
+}
+
+impl ObjectStore {
+    /// Opens (creating) `<data>/objects` and `<data>/uploads`, reads every object record and
+    /// removes what a crash left behind. `integrity_key` keys the layout MACs.
+    pub fn open(data_dir: &Path, integrity_key: SecretBytes) -> io::Result<Arc<Self>> {
+        let objects = data_dir.join("objects");
+        let uploads = data_dir.join("uploads");
+        ensure_private_dir(&objects)?;
+        ensure_private_dir(&uploads)?;
+        let mut index = Index::new();
+        for entry in fs::read_dir(&objects)? {
+            let entry = entry?;
+            if !entry.file_type()?.is_dir() {
+                continue;
+            }
+            let bucket = entry.file_name().to_string_lossy().into_owned();
+            index.insert(bucket, open_bucket_dir(&entry.path())?);
+        }
+        for entry in fs::read_dir(&uploads)? {
+            let entry = entry?;
+            if entry.file_type()?.is_dir() {
+                clean_upload_dir(&entry.path())?;
+            }
+        }
+        Ok(Arc::new(Self {
+            objects,
+            uploads,
+            integrity_key,
+            index: RwLock::new(index),
+            commits: tokio::sync::Mutex::new(()),
+        }))
+    }
+
+    fn bucket_dir(&self, bucket: &str) -> PathBuf {
+        // Bucket names are safe file names by their rules (checked by the caller).
+        self.objects.join(bucket)
+    }
+
+    fn record_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.bucket_dir(bucket).join(format!(
+            "{}.json",
+            hex::encode(Sha256::digest(key.as_bytes()))
+        ))
+    }
+
+    /// The path of a segment file of an object.
+    pub fn segment_path(&self, bucket: &str, file: &str) -> PathBuf {
+        self.bucket_dir(bucket).join(file)
+    }
+
+    /// Creates a new, empty segment file for an object of `bucket`: its name and the file.
+    pub fn create_segment(&self, bucket: &str) -> io::Result<(String, File)> {
+        let dir = self.bucket_dir(bucket);
+        ensure_private_dir(&dir)?;
+        new_segment_file(&dir)
+    }
+
+    /// Removes a segment file that will not be committed (a failed or refused upload).
+    pub fn discard_segment(&self, bucket: &str, file: &str) {
+        let _ = fs::remove_file(self.segment_path(bucket, file));
+    }
+
+    /// The layout MAC for a record about to be committed.
+    pub fn seal_layout(&self, bucket: &str, meta: &mut ObjectMeta) {
+        meta.layout_mac = layout_mac(&self.integrity_key, bucket, meta);
+    }
+
+    /// Checks a record's layout MAC before its data is served.
+    pub fn verify_layout(&self, bucket: &str, meta: &ObjectMeta) -> Result<(), Tampered> {
+        verify_layout(&self.integrity_key, bucket, meta)
+    }
+
+    /// Makes `meta` (layout MAC set with [`Self::seal_layout`]) the object's current record,
+    /// replacing any earlier one, whose segments are then removed.
+    pub async fn commit(&self, bucket: &str, meta: ObjectMeta) -> io::Result<()> {
+        let _commit = self.commits.lock().await;
+        let path = self.record_path(bucket, &meta.key);
+        let dir = self.bucket_dir(bucket);
+        let bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
+        let keep: HashSet<String> = meta.segments.iter().map(|s| s.file.clone()).collect();
+        blocking(move || {
+            let old = read_record(&path)?;
+            write_atomic(&path, &bytes, 0o600)?;
+            if let Some(old) = old {
+                remove_segments(&dir, old.segments.iter().map(|s| &s.file), &keep);
+            }
+            Ok(())
+        })
+        .await?;
+        let summary = Summary {
+            size: meta.size,
+            etag: meta.etag.clone(),
+            last_modified: meta.last_modified,
+        };
+        self.index
+            .write()
+            .expect("index lock poisoned")
+            .entry(bucket.to_owned())
+            .or_default()
+            .insert(meta.key, summary);
+        Ok(())
+    }
+
+    /// The current record of an object.
+    pub async fn get(&self, bucket: &str, key: &str) -> io::Result<Option<ObjectMeta>> {
+        if self.summary(bucket, key).is_none() {
+            return Ok(None);
+        }
+        let path = self.record_path(bucket, key);
+        blocking(move || read_record(&path)).await
+    }
+
+    /// What the index knows of an object.
+    pub fn summary(&self, bucket: &str, key: &str) -> Option<Summary> {
+        self.index
+            .read()
+            .expect("index lock poisoned")
+            .get(bucket)
+            .and_then(|objects| objects.get(key).cloned())
+    }
+
+    /// Deletes an object; `false` when there was none.
+    pub async fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
+        let _commit = self.commits.lock().await;
+        if self.summary(bucket, key).is_none() {
+            return Ok(false);
+        }
+        let path = self.record_path(bucket, key);
+        let dir = self.bucket_dir(bucket);
+        blocking(move || {
+            let old = read_record(&path)?;
+            remove_durably(&path)?;
+            if let Some(old) = old {
+                remove_segments(&dir, old.segments.iter().map(|s| &s.file), &HashSet::new());
+            }
+            Ok(())
+        })
+        .await?;
+        if let Some(objects) = self
+            .index
+            .write()
+            .expect("index lock poisoned")
+            .get_mut(bucket)
+        {
+            objects.remove(key);
+        }
+        Ok(true)
+    }
+
+    /// One page of a bucket's object names.
+    pub fn list(&self, bucket: &str, query: &ListQuery<'_>) -> Listing {
+        let index = self.index.read().expect("index lock poisoned");
+        match index.get(bucket) {
+            Some(objects) => list(objects, query),
+            None => Listing::default(),
+        }
+    }
+
+    /// Whether a bucket holds no object.
+    pub fn is_empty(&self, bucket: &str) -> bool {
+        self.index
+            .read()
+            .expect("index lock poisoned")
+            .get(bucket)
+            .is_none_or(BTreeMap::is_empty)
+    }
+
+    /// Removes what is left of a deleted bucket: its (empty) directory and its uploads.
+    pub async fn forget_bucket(&self, bucket: &str) -> io::Result<()> {
+        let _commit = self.commits.lock().await;
+        self.index
+            .write()
+            .expect("index lock poisoned")
+            .remove(bucket);
+        let dir = self.bucket_dir(bucket);
+        let uploads = self.uploads.clone();
+        let bucket = bucket.to_owned();
+        blocking(move || {
+            if dir.exists() {
+                fs::remove_dir_all(&dir)?;
+            }
+            for entry in fs::read_dir(&uploads)? {
+                let entry = entry?;
+                let record = entry.path().join("upload.json");
+                if let Ok(bytes) = fs::read(&record) {
+                    if serde_json::from_slice::<UploadMeta>(&bytes)
+                        .is_ok_and(|upload| upload.bucket == bucket)
+                    {
+                        fs::remove_dir_all(entry.path())?;
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    // ---- multipart uploads ----------------------------------------------------------------
+
+    fn upload_dir(&self, upload_id: &str) -> Option<PathBuf> {
+        // Upload ids are ours (simple UUIDs); anything else cannot name one, nor a path.
+        let valid = upload_id.len() == 32 && upload_id.bytes().all(|b| b.is_ascii_hexdigit());
+        valid.then(|| self.uploads.join(upload_id))
+    }
+
+    /// Starts an upload; returns its id.
+    pub async fn create_upload(&self, mut upload: UploadMeta) -> io::Result<String> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        upload.upload_id = id.clone();
+        let dir = self.uploads.join(&id);
+        let bytes = serde_json::to_vec_pretty(&upload).map_err(io::Error::other)?;
+        blocking(move || {
+            ensure_private_dir(&dir)?;
+            write_atomic(&dir.join("upload.json"), &bytes, 0o600)
+        })
+        .await?;
+        Ok(id)
+    }
+
+    /// The record of an upload in progress.
+    pub async fn upload(&self, upload_id: &str) -> io::Result<Option<UploadMeta>> {
+        let Some(dir) = self.upload_dir(upload_id) else {
+            return Ok(None);
+        };
+        blocking(move || match fs::read(dir.join("upload.json")) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(io::Error::other),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        })
+        .await
+    }
+
+    /// Creates a new, empty segment file for a part of an upload.
+    pub fn create_part_segment(&self, upload_id: &str) -> io::Result<(String, File)> {
+        let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
+        new_segment_file(&dir)
+    }
+
+    /// Removes a part segment that will not be committed.
+    pub fn discard_part_segment(&self, upload_id: &str, file: &str) {
+        if let Some(dir) = self.upload_dir(upload_id) {
+            let _ = fs::remove_file(dir.join(file));
+        }
+    }
+
+    /// Records an uploaded part, replacing an earlier upload of the same number. Fails with
+    /// `NotFound` when the upload was completed or aborted meanwhile.
+    pub async fn commit_part(&self, upload_id: &str, part: PartMeta) -> io::Result<()> {
+        let _commit = self.commits.lock().await;
+        let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
+        let bytes = serde_json::to_vec_pretty(&part).map_err(io::Error::other)?;
+        blocking(move || {
+            if !dir.join("upload.json").exists() {
+                return Err(no_upload());
+            }
+            let path = dir.join(format!("part-{:05}.json", part.part_number));
+            let old = read_part(&path)?;
+            write_atomic(&path, &bytes, 0o600)?;
+            if let Some(old) = old {
+                let keep = HashSet::from([part.file.clone()]);
+                remove_segments(&dir, [&old.file], &keep);
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    /// The parts of an upload, by number.
+    pub async fn parts(&self, upload_id: &str) -> io::Result<Vec<PartMeta>> {
+        let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
+        blocking(move || read_parts(&dir)).await
+    }
+
+    /// Completes an upload: `meta`'s segments name part segment files of the upload; they are
+    /// linked into the bucket, the record is sealed and committed, the upload removed.
+    pub async fn complete_upload(
+        &self,
+        upload_id: &str,
+        bucket: &str,
+        mut meta: ObjectMeta,
+    ) -> io::Result<()> {
+        let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
+        let bucket_dir = self.bucket_dir(bucket);
+        let mut segments = meta.segments.clone();
+        segments = blocking(move || {
+            ensure_private_dir(&bucket_dir)?;
+            for segment in &mut segments {
+                let name = format!("{}.seg", uuid::Uuid::new_v4().simple());
+                fs::hard_link(dir.join(&segment.file), bucket_dir.join(&name))?;
+                segment.file = name;
+            }
+            File::open(&bucket_dir)?.sync_all()?;
+            Ok(segments)
+        })
+        .await?;
+        meta.segments = segments;
+        self.seal_layout(bucket, &mut meta);
+        self.commit(bucket, meta).await?;
+        self.abort_upload(upload_id).await.map(|_| ())
+    }
+
+    /// Removes an upload and its parts; `false` when there was none.
+    pub async fn abort_upload(&self, upload_id: &str) -> io::Result<bool> {
+        let _commit = self.commits.lock().await;
+        let Some(dir) = self.upload_dir(upload_id) else {
+            return Ok(false);
+        };
+        blocking(move || {
+            // The record goes first, durably: a crash midway leaves a directory without a
+            // record, which the next start removes.
+            match remove_durably(&dir.join("upload.json")) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(false),
+                Err(e) => return Err(e),
+            }
+            fs::remove_dir_all(&dir)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    /// The uploads in progress in a bucket, by key then initiation time.
+    pub async fn uploads_of(&self, bucket: &str) -> io::Result<Vec<UploadMeta>> {
+        let root = self.uploads.clone();
+        let bucket = bucket.to_owned();
+        blocking(move || {
+            let mut found = Vec::new();
+            for entry in fs::read_dir(&root)? {
+                let path = entry?.path().join("upload.json");
+                if let Ok(bytes) = fs::read(&path) {
+                    if let Ok(upload) = serde_json::from_slice::<UploadMeta>(&bytes) {
+                        if upload.bucket == bucket {
+                            found.push(upload);
+                        }
+                    }
+                }
+            }
+            found.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
+            Ok(found)
+        })
+        .await
+    }
+
+    /// The path of a part segment file.
+    pub fn part_segment_path(&self, upload_id: &str, file: &str) -> Option<PathBuf> {
+        self.upload_dir(upload_id).map(|dir| dir.join(file))
+    }
+}
+
+fn no_upload() -> io::Error {
+    io::Error::new(io::ErrorKind::NotFound, "no such upload")
+}
+
+fn new_segment_file(dir: &Path) -> io::Result<(String, File)> {
+    let name = format!("{}.seg", uuid::Uuid::new_v4().simple());
+    let file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dir.join(&name))?;
+    Ok((name, file))
+}
+
+fn read_record(path: &Path) -> io::Result<Option<ObjectMeta>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_part(path: &Path) -> io::Result<Option<PartMeta>> {
+    match fs::read(path) {
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+fn read_parts(dir: &Path) -> io::Result<Vec<PartMeta>> {
+    if !dir.join("upload.json").exists() {
+        return Err(no_upload());
+    }
+    let mut parts = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if name.starts_with("part-") && name.ends_with(".json") {
+            if let Some(part) = read_part(&dir.join(&name))? {
+                parts.push(part);
+            }
+        }
+    }
+    parts.sort_by_key(|p| p.part_number);
+    Ok(parts)
+}
+
+/// Removes the named segment files except those in `keep`. Failures only leave orphans, which
+/// the next start removes.
+fn remove_segments<'a>(
+    dir: &Path,
+    files: impl IntoIterator<Item = &'a String>,
+    keep: &HashSet<String>,
+) {
+    for file in files {
+        if !keep.contains(file) && is_segment_name(file) {
+            let _ = fs::remove_file(dir.join(file));
+        }
+    }
+}
+
+fn is_segment_name(name: &str) -> bool {
+    name.strip_suffix(".seg")
+        .is_some_and(|stem| stem.len() == 32 && stem.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Reads a bucket directory's records and removes segment files none of them names.
+fn open_bucket_dir(dir: &Path) -> io::Result<BTreeMap<String, Summary>> {
+    remove_leftover_temps(dir)?;
+    let mut objects = BTreeMap::new();
+    let mut referenced = HashSet::new();
+    let mut segments = Vec::new();
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".json") {
+            let Some(meta) = read_record(&entry.path())? else {
+                continue;
+            };
+            referenced.extend(meta.segments.iter().map(|s| s.file.clone()));
+            objects.insert(
+                meta.key.clone(),
+                Summary {
+                    size: meta.size,
+                    etag: meta.etag.clone(),
+                    last_modified: meta.last_modified,
+                },
+            );
+        } else if is_segment_name(&name) {
+            segments.push(name);
+        }
+    }
+    for name in segments {
+        if !referenced.contains(&name) {
+            tracing::info!(file = %name, "removing a segment no object record names");
+            fs::remove_file(dir.join(&name))?;
+        }
+    }
+    Ok(objects)
+}
+
+/// Removes an upload directory without a record, or the part segments no part record names.
+fn clean_upload_dir(dir: &Path) -> io::Result<()> {
+    if !dir.join("upload.json").exists() {
+        return fs::remove_dir_all(dir);
+    }
+    remove_leftover_temps(dir)?;
+    let referenced: HashSet<String> = read_parts(dir)?.into_iter().map(|p| p.file).collect();
+    for entry in fs::read_dir(dir)? {
+        let name = entry?.file_name().to_string_lossy().into_owned();
+        if is_segment_name(&name) && !referenced.contains(&name) {
+            fs::remove_file(dir.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Runs file I/O off the async workers.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> io::Result<T> + Send + 'static,
+) -> io::Result<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(io::Error::other)?
+}
