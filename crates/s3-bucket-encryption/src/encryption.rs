@@ -1,8 +1,8 @@
 use std::fmt;
 
 use kms_core::KeyId;
-use quick_xml::events::{BytesStart, Event};
-use quick_xml::Reader;
+
+use crate::document;
 use serde::{Deserialize, Serialize};
 
 /// The namespace of S3 XML documents.
@@ -51,7 +51,7 @@ impl fmt::Display for ConfigError {
     }
 }
 
-fn malformed(why: impl Into<String>) -> ConfigError {
+pub(crate) fn malformed(why: impl Into<String>) -> ConfigError {
     ConfigError::Malformed(why.into())
 }
 
@@ -98,10 +98,7 @@ impl EncryptionConfig {
 
     /// Parses a `ServerSideEncryptionConfiguration` document.
     pub fn from_xml(xml: &[u8]) -> Result<Self, ConfigError> {
-        let text = std::str::from_utf8(xml).map_err(|_| malformed("the document is not UTF-8"))?;
-        let mut reader = Reader::from_str(text);
-        reader.config_mut().trim_text(true);
-        let tree = read_element(&mut reader, None)?;
+        let tree = document::parse(xml)?;
         if tree.name != "ServerSideEncryptionConfiguration" {
             return Err(malformed(
                 "the root element must be ServerSideEncryptionConfiguration",
@@ -119,7 +116,7 @@ impl EncryptionConfig {
             .ok_or_else(|| malformed("the Rule must have ApplyServerSideEncryptionByDefault"))?;
         let bucket_key = match rule.only_child("BucketKeyEnabled", &[])? {
             None => None,
-            Some(e) => match e.text.as_str() {
+            Some(e) => match e.text.trim() {
                 "true" => Some(true),
                 "false" => Some(false),
                 _ => return Err(malformed("BucketKeyEnabled must be true or false")),
@@ -130,7 +127,11 @@ impl EncryptionConfig {
             .only_child("SSEAlgorithm", &allowed)?
             .ok_or_else(|| malformed("SSEAlgorithm is required"))?;
         let key_id = default.only_child("KMSMasterKeyID", &allowed)?;
-        Self::new(&algorithm.text, key_id.map(|e| e.text.as_str()), bucket_key)
+        Self::new(
+            algorithm.text.trim(),
+            key_id.map(|e| e.text.trim()),
+            bucket_key,
+        )
     }
 
     /// Writes the configuration as S3 returns it from GetBucketEncryption.
@@ -171,132 +172,6 @@ fn parse_key_reference(text: &str) -> Result<KeyId, ConfigError> {
 
 fn escape(text: &str) -> String {
     quick_xml::escape::escape(text).into_owned()
-}
-
-/// A parsed XML element: its local name, text and children.
-struct Element {
-    name: String,
-    text: String,
-    children: Vec<Element>,
-}
-
-impl Element {
-    fn children_named(&self, name: &str, allowed: &[&str]) -> Result<Vec<&Element>, ConfigError> {
-        if let Some(other) = self
-            .children
-            .iter()
-            .find(|c| !allowed.contains(&c.name.as_str()))
-        {
-            return Err(malformed(format!(
-                "unexpected element {} in {}",
-                other.name, self.name
-            )));
-        }
-        if !self.text.is_empty() {
-            return Err(malformed(format!("unexpected text in {}", self.name)));
-        }
-        Ok(self.children.iter().filter(|c| c.name == name).collect())
-    }
-
-    /// The child with this name, at most one, when every child is in `allowed` (empty: the
-    /// check was made by an earlier call).
-    fn only_child(&self, name: &str, allowed: &[&str]) -> Result<Option<&Element>, ConfigError> {
-        let found = if allowed.is_empty() {
-            self.children.iter().filter(|c| c.name == name).collect()
-        } else {
-            self.children_named(name, allowed)?
-        };
-        match found.as_slice() {
-            [] => Ok(None),
-            [one] => Ok(Some(one)),
-            _ => Err(malformed(format!("{name} appears more than once"))),
-        }
-    }
-}
-
-const MAX_DEPTH: usize = 8;
-
-fn read_element(
-    reader: &mut Reader<&[u8]>,
-    start: Option<BytesStart<'_>>,
-) -> Result<Element, ConfigError> {
-    read_element_at(reader, start, 0)
-}
-
-fn read_element_at(
-    reader: &mut Reader<&[u8]>,
-    start: Option<BytesStart<'_>>,
-    depth: usize,
-) -> Result<Element, ConfigError> {
-    if depth > MAX_DEPTH {
-        return Err(malformed("the document is nested too deeply"));
-    }
-    let bad = |e: quick_xml::Error| malformed(format!("the document is not well-formed XML: {e}"));
-    let start = match start {
-        Some(start) => start,
-        None => loop {
-            match reader.read_event().map_err(bad)? {
-                Event::Start(s) => break s.into_owned(),
-                Event::Empty(s) => return element_from(&s, String::new(), vec![]),
-                Event::Decl(_) | Event::Comment(_) | Event::PI(_) | Event::DocType(_) => {}
-                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
-                Event::Eof => return Err(malformed("the document is empty")),
-                _ => return Err(malformed("the document must start with an element")),
-            }
-        },
-    };
-    let mut text = String::new();
-    let mut children = Vec::new();
-    loop {
-        match reader.read_event().map_err(bad)? {
-            Event::Start(s) => {
-                children.push(read_element_at(reader, Some(s.into_owned()), depth + 1)?)
-            }
-            Event::Empty(s) => children.push(element_from(&s, String::new(), vec![])?),
-            Event::Text(t) => text.push_str(&t.unescape().map_err(bad)?),
-            Event::CData(c) => text.push_str(&String::from_utf8_lossy(&c)),
-            Event::End(_) => break,
-            Event::Comment(_) => {}
-            Event::Eof => return Err(malformed("the document ends inside an element")),
-            _ => return Err(malformed("unexpected content in the document")),
-        }
-    }
-    let element = element_from(&start, text.trim().to_owned(), children)?;
-    if depth == 0 {
-        loop {
-            match reader.read_event().map_err(bad)? {
-                Event::Eof => break,
-                Event::Comment(_) => {}
-                Event::Text(t) if t.iter().all(u8::is_ascii_whitespace) => {}
-                _ => return Err(malformed("content after the root element")),
-            }
-        }
-    }
-    Ok(element)
-}
-
-fn element_from(
-    start: &BytesStart<'_>,
-    text: String,
-    children: Vec<Element>,
-) -> Result<Element, ConfigError> {
-    let name = String::from_utf8_lossy(start.local_name().as_ref()).into_owned();
-    for attr in start.attributes() {
-        let attr = attr.map_err(|_| malformed("bad attribute"))?;
-        let key = attr.key.as_ref();
-        let is_namespace = key == b"xmlns" || key.starts_with(b"xmlns:");
-        if !is_namespace {
-            return Err(malformed(format!("unexpected attribute on {name}")));
-        }
-        if key == b"xmlns" && attr.value.as_ref() != S3_XML_NAMESPACE.as_bytes() {
-            return Err(malformed("the document has the wrong XML namespace"));
-        }
-    }
-    Ok(Element {
-        name,
-        text,
-        children,
-    })
 }
 
 #[cfg(test)]

@@ -1,5 +1,5 @@
-//! The other S3 XML documents the server writes: bucket listings, the error document, an
-//! (empty) object listing and the bucket location.
+//! The other S3 XML documents the server writes: bucket listings, the error document and the
+//! bucket location.
 
 use chrono::SecondsFormat;
 use quick_xml::escape::escape;
@@ -36,15 +36,6 @@ pub fn error(code: &str, message: &str, resource: &str, request_id: &str) -> Str
         escape(message),
         escape(resource),
         escape(request_id)
-    )
-}
-
-/// `ListBucketResult` (ListObjectsV2) for a bucket that holds no objects.
-pub fn empty_object_listing(bucket: &str, prefix: &str, max_keys: u32) -> String {
-    format!(
-        "{DECLARATION}<ListBucketResult xmlns=\"{S3_XML_NAMESPACE}\"><Name>{}</Name><Prefix>{}</Prefix><KeyCount>0</KeyCount><MaxKeys>{max_keys}</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>",
-        escape(bucket),
-        escape(prefix)
     )
 }
 
