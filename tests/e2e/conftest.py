@@ -36,7 +36,7 @@ from kms_clients import (
     JsRunner,
     ok,
 )
-from s3_clients import AwsCli, JsS3, S3Raw, unique_bucket
+from s3_clients import AwsCli, JsS3, S3Raw, empty_bucket, unique_bucket
 
 REPO = Path(__file__).resolve().parents[2]
 SUITE = Path(__file__).resolve().parent
@@ -359,7 +359,7 @@ def s3_client(server, root_credentials):
 @pytest.fixture
 def make_bucket(s3_client):
     """Factory: creates a bucket on the session server (boto3, root) and returns its name; every
-    bucket still there at the end of the test is deleted."""
+    bucket still there at the end of the test is emptied of objects and deleted."""
     made: list[str] = []
 
     def create(prefix: str = "e2e", client=None) -> str:
@@ -373,7 +373,11 @@ def make_bucket(s3_client):
         try:
             s3_client.delete_bucket(Bucket=name)
         except ClientError as err:
-            if err.response["Error"].get("Code") not in ("NoSuchBucket", "404"):
+            code = err.response["Error"].get("Code")
+            if code == "BucketNotEmpty":
+                empty_bucket(s3_client, name)
+                s3_client.delete_bucket(Bucket=name)
+            elif code not in ("NoSuchBucket", "404"):
                 raise
 
 

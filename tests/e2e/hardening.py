@@ -7,6 +7,8 @@ Everything here works on servers the tests start themselves (``spawn_server``) o
 
 from __future__ import annotations
 
+import base64
+import binascii
 import http.client
 import os
 import socket
@@ -32,6 +34,12 @@ S3_ACTIONS = (
     "s3:ListBucket",
     "s3:GetEncryptionConfiguration",
     "s3:PutEncryptionConfiguration",
+    "s3:PutObject",
+    "s3:GetObject",
+    "s3:DeleteObject",
+    "s3:AbortMultipartUpload",
+    "s3:ListMultipartUploadParts",
+    "s3:ListBucketMultipartUploads",
 )
 ALL_ACTIONS = KMS_ACTIONS + S3_ACTIONS
 WILDCARDS = ("*", "kms:*", "admin:*", "s3:*")
@@ -205,6 +213,18 @@ def wait_until(predicate: Callable[[], bool], timeout: float, step: float = 0.05
 
 def files_under(root: Path) -> list[Path]:
     return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+def forms(secret: bytes | str) -> set[bytes]:
+    """The ways a secret could show up in a file: as given, and for binary values base64 (both
+    alphabets, padded or not) and hex (both cases)."""
+    if isinstance(secret, str):
+        return {secret.encode()}
+    encoded = base64.b64encode(secret)
+    return {
+        secret, encoded, encoded.rstrip(b"="), base64.urlsafe_b64encode(secret).rstrip(b"="),
+        binascii.hexlify(secret), binascii.hexlify(secret).upper(),
+    }
 
 
 def mode_of(path: Path) -> int:

@@ -1,5 +1,5 @@
-"""The S3 side of the end-to-end suite (API.md §9): the clients that speak S3 to the server, and
-the checks every S3 answer gets.
+"""The S3 side of the end-to-end suite (API.md §9, §10): the clients that speak S3 to the server,
+the checks every S3 answer gets, and the ways of encrypting an object (:class:`Sse`).
 
 - ``boto3``: the ``s3_client`` fixture (and :func:`boto3_client` for other servers and
   identities), path-style.
@@ -20,16 +20,19 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
+import http.client
 import json
 import os
+import random
 import re
 import subprocess
+import urllib.parse
 import uuid
 import xml.etree.ElementTree as ET
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 from unittest import mock
 
 import botocore.auth
@@ -101,6 +104,227 @@ def checksum_crc32(body: bytes) -> str:
 
 def checksum_sha256(body: bytes) -> str:
     return base64.b64encode(hashlib.sha256(body).digest()).decode()
+
+
+# ---- objects (API.md §10) ---------------------------------------------------------------------
+
+KIB = 1024
+MIB = 1024 * KIB
+# Plaintext bytes in one encrypted package: sizes and ranges around its multiples cross packages.
+PACKAGE = 64 * KIB
+# The smallest part S3 accepts but for the last one.
+MIN_PART = 5 * MIB
+
+SSE = "x-amz-server-side-encryption"
+SSE_KMS_KEY_ID = "x-amz-server-side-encryption-aws-kms-key-id"
+SSE_CONTEXT = "x-amz-server-side-encryption-context"
+SSE_BUCKET_KEY = "x-amz-server-side-encryption-bucket-key-enabled"
+SSE_C = "x-amz-server-side-encryption-customer"
+COPY_SOURCE_SSE_C = "x-amz-copy-source-server-side-encryption-customer"
+
+# The answer fields (boto3, the AWS CLI and the JS SDK name them alike) and their headers.
+SSE_FIELDS = {
+    "ServerSideEncryption": SSE,
+    "SSEKMSKeyId": SSE_KMS_KEY_ID,
+    "BucketKeyEnabled": SSE_BUCKET_KEY,
+    "SSECustomerAlgorithm": f"{SSE_C}-algorithm",
+    "SSECustomerKeyMD5": f"{SSE_C}-key-md5",
+}
+
+
+def body_of(size: int, seed: str = "") -> bytes:
+    """``size`` pseudo-random bytes, always the same for the same size and seed. No two packages
+    are alike, so a swapped or repeated package shows in a comparison."""
+    return random.Random(f"{seed}/{size}").randbytes(size)
+
+
+def md5_hex(body: bytes) -> str:
+    return hashlib.md5(body).hexdigest()
+
+
+def unquoted(etag: str) -> str:
+    """An ETag without its quotes; asserts it had them."""
+    assert len(etag) > 2 and etag[0] == etag[-1] == '"', f"the ETag is not quoted: {etag!r}"
+    return etag[1:-1]
+
+
+def multipart_etag(parts: list[bytes]) -> str:
+    """S3's ETag of an unencrypted multipart object: the MD5 of the parts' MD5s, then a dash and
+    the number of parts."""
+    digests = b"".join(hashlib.md5(part).digest() for part in parts)
+    return f'"{hashlib.md5(digests).hexdigest()}-{len(parts)}"'
+
+
+def object_target(bucket: str, key: str) -> str:
+    """The path of an object as the SDKs send it: the key URI-encoded by the S3 rules, ``/``
+    kept (so ``a//b`` stays ``a//b``)."""
+    return f"/{bucket}/" + urllib.parse.quote(key, safe="/~")
+
+
+def customer_key(seed: str) -> bytes:
+    """A 256-bit SSE-C key, the same for the same seed."""
+    return hashlib.sha256(f"e2e customer key {seed}".encode()).digest()
+
+
+def encode_context(context: dict) -> str:
+    """An ``x-amz-server-side-encryption-context`` value: base64 of the JSON object."""
+    return base64.b64encode(json.dumps(context).encode()).decode()
+
+
+@dataclass(frozen=True)
+class Sse:
+    """One way of encrypting an object (API.md §10): what a writer sends, what a reader must send,
+    and (:func:`check_sse`) what every answer about the object reports.
+
+    ``algorithm`` is the ``x-amz-server-side-encryption`` value (None: unencrypted or SSE-C);
+    ``key_id`` the aws:kms key as sent (bare id or ARN; None: the default key) or, in an
+    expectation, the bare id the answers name; ``customer_key`` the 32 bytes of an SSE-C key;
+    ``context`` an SSE-KMS encryption context."""
+
+    name: str
+    algorithm: str | None = None
+    key_id: str | None = None
+    customer_key: bytes | None = None
+    context: dict | None = None
+
+    @classmethod
+    def none(cls) -> "Sse":
+        return cls("none")
+
+    @classmethod
+    def s3(cls) -> "Sse":
+        return cls("sse-s3", "AES256")
+
+    @classmethod
+    def kms(cls, key_id: str | None = None, context: dict | None = None) -> "Sse":
+        return cls("sse-kms", "aws:kms", key_id, context=context)
+
+    @classmethod
+    def c(cls, key: bytes) -> "Sse":
+        return cls("sse-c", customer_key=key)
+
+    @property
+    def encrypted(self) -> bool:
+        return self.algorithm is not None or self.customer_key is not None
+
+    @property
+    def key_md5(self) -> str:
+        """The SSE-C key's ``-customer-key-MD5``."""
+        return base64.b64encode(hashlib.md5(self.customer_key).digest()).decode()
+
+    def put_args(self) -> dict:
+        """boto3 arguments of PutObject, CreateMultipartUpload and a CopyObject destination."""
+        args: dict[str, Any] = {}
+        if self.algorithm is not None:
+            args["ServerSideEncryption"] = self.algorithm
+        if self.key_id is not None:
+            args["SSEKMSKeyId"] = self.key_id
+        if self.context is not None:
+            args["SSEKMSEncryptionContext"] = encode_context(self.context)
+        return {**args, **self.read_args()}
+
+    def read_args(self) -> dict:
+        """boto3 arguments that GetObject, HeadObject and UploadPart need: the SSE-C key, which
+        boto3 base64-encodes and hashes itself."""
+        if self.customer_key is None:
+            return {}
+        return {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": self.customer_key}
+
+    def copy_source_args(self) -> dict:
+        """boto3 arguments of a CopyObject whose source is encrypted this way."""
+        if self.customer_key is None:
+            return {}
+        return {"CopySourceSSECustomerAlgorithm": "AES256",
+                "CopySourceSSECustomerKey": self.customer_key}
+
+    def put_headers(self) -> dict[str, str]:
+        """The request headers of :meth:`put_args`."""
+        headers = {}
+        if self.algorithm is not None:
+            headers[SSE] = self.algorithm
+        if self.key_id is not None:
+            headers[SSE_KMS_KEY_ID] = self.key_id
+        if self.context is not None:
+            headers[SSE_CONTEXT] = encode_context(self.context)
+        return {**headers, **self.read_headers()}
+
+    def read_headers(self, prefix: str = SSE_C) -> dict[str, str]:
+        """The SSE-C request headers; with ``prefix=COPY_SOURCE_SSE_C``, a copy source's."""
+        if self.customer_key is None:
+            return {}
+        return {
+            f"{prefix}-algorithm": "AES256",
+            f"{prefix}-key": base64.b64encode(self.customer_key).decode(),
+            f"{prefix}-key-MD5": self.key_md5,
+        }
+
+
+def sse_fields(headers: dict[str, str]) -> dict:
+    """The SSE headers of a raw answer as the fields boto3 gives (absent ones left out)."""
+    fields: dict[str, Any] = {}
+    for field, header in SSE_FIELDS.items():
+        if header in headers:
+            value = headers[header]
+            fields[field] = value == "true" if field == "BucketKeyEnabled" else value
+    return fields
+
+
+def check_sse(answer: dict, expected: Sse, *, bucket_key: bool = False) -> None:
+    """Asserts that an answer (boto3 output, the AWS CLI's or JS SDK's output, or
+    :func:`sse_fields` of raw headers) reports exactly the encryption ``expected``, with the
+    bucket key flag when ``bucket_key``."""
+    reported = {f: answer[f] for f in SSE_FIELDS if answer.get(f) is not None}
+    if reported.get("BucketKeyEnabled") is False:
+        del reported["BucketKeyEnabled"]  # "false" says no more than no header
+    want: dict[str, Any] = {}
+    if expected.algorithm is not None:
+        want["ServerSideEncryption"] = expected.algorithm
+    if expected.algorithm == "aws:kms":
+        assert expected.key_id, "an aws:kms expectation names the bare key id"
+        want["SSEKMSKeyId"] = expected.key_id
+    if expected.customer_key is not None:
+        want["SSECustomerAlgorithm"] = "AES256"
+        want["SSECustomerKeyMD5"] = expected.key_md5
+    if bucket_key:
+        want["BucketKeyEnabled"] = True
+    assert reported == want, f"the answer reports {reported}, expected {want} ({expected.name})"
+
+
+def check_etag(etag: str, body: bytes, applied: Sse) -> None:
+    """The ETag of a single-part object: quoted; the body's MD5 exactly when unencrypted."""
+    value = unquoted(etag)
+    if applied.encrypted:
+        assert value != md5_hex(body), f"an encrypted object's ETag is its plaintext MD5: {etag}"
+    else:
+        assert value == md5_hex(body), f"an unencrypted object's ETag is not its MD5: {etag}"
+
+
+def upload_multipart(s3: Any, bucket: str, key: str, parts: list[bytes], sse: Sse,
+                     **create: Any) -> tuple[dict, dict]:
+    """CreateMultipartUpload (with ``sse`` and ``create`` arguments), UploadPart for each part
+    (with the SSE-C key each time), CompleteMultipartUpload in order. Returns the create and the
+    complete answers."""
+    created = s3.create_multipart_upload(Bucket=bucket, Key=key, **sse.put_args(), **create)
+    upload_id = created["UploadId"]
+    done = []
+    for number, part in enumerate(parts, start=1):
+        answer = s3.upload_part(Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=number,
+                                Body=part, **sse.read_args())
+        done.append({"PartNumber": number, "ETag": answer["ETag"]})
+    completed = s3.complete_multipart_upload(Bucket=bucket, Key=key, UploadId=upload_id,
+                                             MultipartUpload={"Parts": done})
+    return created, completed
+
+
+def empty_bucket(s3: Any, bucket: str) -> None:
+    """Deletes every object of a bucket, a listing page at a time."""
+    for _ in range(1000):
+        page = s3.list_objects_v2(Bucket=bucket)
+        keys = [{"Key": entry["Key"]} for entry in page.get("Contents", [])]
+        if not keys:
+            return
+        s3.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+    raise AssertionError(f"bucket {bucket} does not become empty")
 
 
 # ---- boto3 ------------------------------------------------------------------------------------
@@ -310,6 +534,69 @@ class S3Raw:
             body = tamper(signed.headers, body)
         return self.send(signed, body)
 
+    def fetch(self, method: str, target: str, headers: dict | None = None) -> "Fetched":
+        """Signs and sends a bodiless request and reads the answer as far as the server sends
+        it: a body cut short (the connection ends before ``Content-Length`` bytes, or a chunked
+        body without its last chunk) is returned as received, marked incomplete."""
+        signed = self.sign(method, target, "", b"", headers)
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port,
+                                                timeout=TIMEOUT_SECONDS)
+        try:
+            connection.request(method, target, headers=signed.headers)
+            answer = connection.getresponse()
+            received = {k.lower(): v for k, v in answer.getheaders()}
+            body = bytearray()
+            complete = True
+            try:
+                while chunk := answer.read(PACKAGE):
+                    body += chunk
+            except (http.client.IncompleteRead, OSError) as err:
+                body += getattr(err, "partial", b"")
+                complete = False
+            length = received.get("content-length")
+            if method != "HEAD" and length is not None and len(body) != int(length):
+                complete = False
+            response = Response(self.name, method, target, None, answer.status, received,
+                                bytes(body))
+            return Fetched(response, complete)
+        finally:
+            connection.close()
+
+    def put_stream(self, target: str, size: int, chunks: Iterable[bytes],
+                   headers: dict | None = None, timeout: float = 600) -> Response:
+        """PUT of a body of ``size`` bytes sent from ``chunks`` as they come (``UNSIGNED-PAYLOAD``,
+        ``Content-Length``), so that no copy of the whole body exists in this process."""
+        signed = self.sign("PUT", target, "", b"", {**(headers or {}), "Content-Length": str(size)},
+                           payload_hash=UNSIGNED_PAYLOAD)
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=timeout)
+        try:
+            connection.request("PUT", target, body=iter(chunks), headers=signed.headers)
+            answer = connection.getresponse()
+            body = answer.read()
+            received = {k.lower(): v for k, v in answer.getheaders()}
+            return Response(self.name, "PUT", target, None, answer.status, received, body)
+        finally:
+            connection.close()
+
+    def get_stream(self, target: str, consume: Callable[[bytes], None],
+                   headers: dict | None = None, timeout: float = 600) -> Response:
+        """GET whose body, when the answer is a 2xx, goes piece by piece to ``consume`` instead
+        of into the returned :class:`Response` (whose body is then empty)."""
+        signed = self.sign("GET", target, "", b"", headers)
+        connection = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=timeout)
+        try:
+            connection.request("GET", target, headers=signed.headers)
+            answer = connection.getresponse()
+            received = {k.lower(): v for k, v in answer.getheaders()}
+            if not 200 <= answer.status < 300:
+                return Response(self.name, "GET", target, None, answer.status, received,
+                                answer.read())
+            while chunk := answer.read(MIB):
+                consume(chunk)
+            return Response(self.name, "GET", target, None, answer.status, received, b"")
+        finally:
+            connection.close()
+
     def put_encryption(self, bucket: str, body: bytes, *, md5: bool = True,
                        headers: dict | None = None, **kwargs: Any) -> Response:
         """PutBucketEncryption with this exact body, with a right ``Content-MD5`` unless
@@ -360,6 +647,14 @@ class S3Raw:
             "x-amz-trailer": ",".join(trailers),
         }, payload_hash=STREAMING_UNSIGNED_TRAILER)
         return self.send(signed, body)
+
+
+@dataclass
+class Fetched:
+    """An answer read as far as the server sent it (:meth:`S3Raw.fetch`)."""
+
+    response: Response
+    complete: bool
 
 
 def unsigned_request(server: Any, method: str, target: str, headers: dict | None = None,
@@ -427,12 +722,25 @@ class AwsCli:
             "AWS_PAGER": "",
         }
 
-    def s3api(self, operation: str, *args: str) -> CliResult:
-        command = [str(self.executable), "--endpoint-url", self.server.url, "--output", "json",
-                   "s3api", operation, *args]
+    def run(self, args: list[str], timeout: float = TIMEOUT_SECONDS) -> CliResult:
+        command = [str(self.executable), "--endpoint-url", self.server.url, *args]
         done = subprocess.run(command, capture_output=True, text=True, env=self.environment(),
-                              timeout=TIMEOUT_SECONDS, stdin=subprocess.DEVNULL)
+                              timeout=timeout, stdin=subprocess.DEVNULL)
         return CliResult(command[1:], done.returncode, done.stdout, done.stderr)
+
+    def s3api(self, operation: str, *args: str) -> CliResult:
+        return self.run(["--output", "json", "s3api", operation, *args])
+
+    def s3(self, command: str, *args: str, timeout: float = TIMEOUT_SECONDS) -> CliResult:
+        """``aws s3 COMMAND ...``: the high-level commands (``cp``, ``ls``, ``rm``), which use
+        multipart uploads and ranged downloads for large files."""
+        return self.run(["s3", command, *args], timeout)
+
+    def s3_ok(self, command: str, *args: str, timeout: float = TIMEOUT_SECONDS) -> str:
+        """Runs ``aws s3 ...``, asserts it succeeded and returns what it printed."""
+        result = self.s3(command, *args, timeout=timeout)
+        assert result.returncode == 0, f"aws s3 {command} failed: {result}"
+        return result.stdout
 
     def ok(self, operation: str, *args: str) -> Any:
         result = self.s3api(operation, *args)
@@ -454,7 +762,9 @@ class JsS3:
     """``js/s3_ops.mjs``: runs a list of ``{"op": "GetBucketEncryption", "input": {...}}`` with
     ``@aws-sdk/client-s3`` (``forcePathStyle: true``, one attempt) and answers one result per
     operation: ``{"ok": true, "status", "output"}`` or ``{"ok": false, "status", "name", "code",
-    "message", "requestId", "resource"}``."""
+    "message", "requestId", "resource"}``. Bytes cross as base64: an input's ``BodyBase64`` (or
+    ``BodyFile``, a path) becomes its ``Body``, and an output's ``Body`` is read whole and
+    answered as ``{"base64", "length", "sha256"}`` (:func:`js_body`)."""
 
     def __init__(self, node: str, js_dir: Path, server: Any, credentials: Credentials,
                  region: str = REGION):
@@ -464,7 +774,7 @@ class JsS3:
         self.credentials = credentials
         self.region = region
 
-    def run(self, ops: list[dict]) -> list[dict]:
+    def run(self, ops: list[dict], timeout: float = TIMEOUT_SECONDS) -> list[dict]:
         command = {
             "endpoint": self.server.url,
             "region": self.region,
@@ -474,7 +784,7 @@ class JsS3:
         }
         done = subprocess.run(
             [self.node, "s3_ops.mjs"], cwd=self.js_dir, input=json.dumps(command),
-            capture_output=True, text=True, timeout=TIMEOUT_SECONDS,
+            capture_output=True, text=True, timeout=timeout,
             env={**os.environ, "AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE": "1"},
         )
         assert done.returncode == 0, f"node s3_ops.mjs exited {done.returncode}: {done.stderr}"
@@ -489,6 +799,14 @@ class JsS3:
 def js_ok(result: dict) -> Any:
     assert result["ok"] and result["status"] in (200, 204), f"the JS SDK call failed: {result}"
     return result["output"]
+
+
+def js_body(output: dict) -> bytes:
+    """The bytes of a JS SDK output's ``Body``, checked against its length and SHA-256."""
+    body = base64.b64decode(output["Body"]["base64"])
+    assert len(body) == output["Body"]["length"], output["Body"]
+    assert hashlib.sha256(body).hexdigest() == output["Body"]["sha256"], output["Body"]
+    return body
 
 
 def js_error(result: dict, status: int, code: str) -> dict:

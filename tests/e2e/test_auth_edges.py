@@ -24,6 +24,7 @@ import datetime as dt
 import time
 import urllib.parse
 import uuid
+import xml.etree.ElementTree as ET
 
 import pytest
 from botocore.auth import S3SigV4Auth, SigV4Auth
@@ -46,6 +47,7 @@ from hardening import (
 )
 from kms_clients import Credentials, Response, expect_error, list_all_keys, now_utc, ok, send_http
 from s3_clients import (
+    S3_NS,
     boto3_client,
     config,
     config_xml,
@@ -430,6 +432,17 @@ ROUTES = [
      "s3:PutEncryptionConfiguration"),
     ("DeleteBucketEncryption", S3, "DELETE", "/{bucket}?encryption", None,
      "s3:PutEncryptionConfiguration"),
+    ("PutObject", S3, "PUT", "/{bucket}/new-object", None, "s3:PutObject"),
+    ("GetObject", S3, "GET", "/{bucket}/object", None, "s3:GetObject"),
+    ("HeadObject", S3, "HEAD", "/{bucket}/object", None, "s3:GetObject"),
+    ("DeleteObject", S3, "DELETE", "/{bucket}/object", None, "s3:DeleteObject"),
+    ("CreateMultipartUpload", S3, "POST", "/{bucket}/new-object?uploads", None, "s3:PutObject"),
+    ("ListParts", S3, "GET", "/{bucket}/upload?uploadId={upload}", None,
+     "s3:ListMultipartUploadParts"),
+    ("AbortMultipartUpload", S3, "DELETE", "/{bucket}/upload?uploadId={upload}", None,
+     "s3:AbortMultipartUpload"),
+    ("ListMultipartUploads", S3, "GET", "/{bucket}?uploads", None,
+     "s3:ListBucketMultipartUploads"),
 ]
 
 
@@ -461,6 +474,8 @@ def snapshot(server, names: dict) -> dict:
         "buckets": ok(root.get("/api/v1/buckets"))["Buckets"],
         "encryption": encryption,
         "new": s3.request("HEAD", f"/{names['new']}").status,
+        "objects": s3.request("GET", f"/{names['bucket']}").body,
+        "uploads": s3.request("GET", f"/{names['bucket']}", "uploads").body,
     }
 
 
@@ -493,6 +508,10 @@ def test_every_route_denies_every_identity_lacking_its_action(edge_server, ident
     for bucket in (names["bucket"], names["empty"]):
         assert s3.request("PUT", f"/{bucket}").status == 200
     assert s3.put_encryption(names["bucket"], ENC_XML).status == 200
+    assert s3.request("PUT", f"/{names['bucket']}/object", body=b"authz").status == 200
+    created = s3.request("POST", f"/{names['bucket']}/upload", "uploads")
+    assert created.status == 200, created
+    names["upload"] = ET.fromstring(created.body).find(f"{{{S3_NS}}}UploadId").text
     server_config = {"backend_type": "local", "default_key_id": DEFAULT_KEY,
                      "key_directory": str(edge_server.data_dir / "keys")}
     request_target = fill(target, names)

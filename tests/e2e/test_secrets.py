@@ -17,7 +17,6 @@ with both log formats at debug level), then scan:
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import os
 import secrets
@@ -27,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from conftest import random_credentials
-from hardening import admin, files_under, mode_of, s3raw, write_identities
+from hardening import admin, files_under, forms, mode_of, s3raw, write_identities
 from kms_clients import Credentials, expect_error, local_config, ok
 from s3_clients import config, config_xml
 
@@ -42,18 +41,6 @@ def umask(mask: int):
         yield
     finally:
         os.umask(previous)
-
-
-def forms(secret: bytes | str) -> set[bytes]:
-    """The ways a secret could show up in a file: as given, and for binary values base64 (both
-    alphabets, padded or not) and hex (both cases)."""
-    if isinstance(secret, str):
-        return {secret.encode()}
-    encoded = base64.b64encode(secret)
-    return {
-        secret, encoded, encoded.rstrip(b"="), base64.urlsafe_b64encode(secret).rstrip(b"="),
-        binascii.hexlify(secret), binascii.hexlify(secret).upper(),
-    }
 
 
 def scan(places: dict[str, bytes], secret_values: dict[str, bytes | str]) -> list[str]:

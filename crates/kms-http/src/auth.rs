@@ -40,10 +40,22 @@ pub enum Action {
     GetEncryptionConfiguration,
     /// Write or delete bucket default encryption.
     PutEncryptionConfiguration,
+    /// Write objects: PutObject, CopyObject's destination, multipart create/upload/complete.
+    PutObject,
+    /// Read objects: GetObject, HeadObject, CopyObject's source.
+    GetObject,
+    /// Delete objects (DeleteObject, DeleteObjects).
+    DeleteObject,
+    /// Abort multipart uploads.
+    AbortMultipartUpload,
+    /// List the parts of an upload.
+    ListMultipartUploadParts,
+    /// List a bucket's uploads in progress.
+    ListBucketMultipartUploads,
 }
 
 impl Action {
-    const ALL: [Action; 13] = [
+    const ALL: [Action; 19] = [
         Self::ServerInfo,
         Self::Configure,
         Self::CreateKey,
@@ -57,6 +69,12 @@ impl Action {
         Self::ListBucket,
         Self::GetEncryptionConfiguration,
         Self::PutEncryptionConfiguration,
+        Self::PutObject,
+        Self::GetObject,
+        Self::DeleteObject,
+        Self::AbortMultipartUpload,
+        Self::ListMultipartUploadParts,
+        Self::ListBucketMultipartUploads,
     ];
 
     /// The action's name in identity files and messages.
@@ -75,6 +93,12 @@ impl Action {
             Self::ListBucket => "s3:ListBucket",
             Self::GetEncryptionConfiguration => "s3:GetEncryptionConfiguration",
             Self::PutEncryptionConfiguration => "s3:PutEncryptionConfiguration",
+            Self::PutObject => "s3:PutObject",
+            Self::GetObject => "s3:GetObject",
+            Self::DeleteObject => "s3:DeleteObject",
+            Self::AbortMultipartUpload => "s3:AbortMultipartUpload",
+            Self::ListMultipartUploadParts => "s3:ListMultipartUploadParts",
+            Self::ListBucketMultipartUploads => "s3:ListBucketMultipartUploads",
         }
     }
 }

@@ -85,7 +85,7 @@ impl BucketStore {
         Ok(record)
     }
 
-    /// Deletes a bucket (buckets hold no objects yet, so every bucket is empty).
+    /// Deletes a bucket record (the caller checks that it holds no objects).
     pub async fn delete(&self, name: &BucketName) -> Result<(), BucketStoreError> {
         let _writer = self.writer.lock().await;
         if self.get(name).is_none() {

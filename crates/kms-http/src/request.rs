@@ -8,14 +8,16 @@ use serde::de::DeserializeOwned;
 
 use crate::auth::{Action, AuthError};
 use crate::error::ApiError;
-use crate::sigv4::{self, RequestParts, SigningService, Verified};
+use crate::sigv4::{self, BodyForHash, RequestParts, SigningService, Verified};
 use crate::AppState;
 
 /// The largest admin request body.
 pub const ADMIN_BODY_LIMIT: usize = 1024 * 1024;
 
 /// How long a client may take to send a body. Actix bounds the head of a request; this bounds
-/// the rest, so a client trickling bytes cannot hold a worker forever.
+/// the rest, so a client trickling bytes cannot hold a worker forever. A streamed S3 body
+/// ([`BodyStream`](crate::s3::BodyStream)) may take as long as it needs, but no single read may
+/// wait longer than this.
 pub const BODY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
 
 /// Why a body could not be read.
@@ -94,11 +96,33 @@ pub fn note_key_id(req: &HttpRequest, key_id: &impl std::fmt::Display) {
 }
 
 impl AppState {
-    /// Verifies the signature of a request and returns the access key that made it.
+    /// Verifies the signature of a request whose whole body has been read and returns the
+    /// access key that made it.
     pub fn authenticate(
         &self,
         req: &HttpRequest,
         body: &[u8],
+        service: SigningService,
+    ) -> Result<Verified, AuthError> {
+        self.authenticate_with(req, BodyForHash::Bytes(body), service)
+    }
+
+    /// Verifies the signature of a request before its body is read, for bodies streamed with
+    /// [`BodyStream`](crate::s3::BodyStream), which checks what the signature leaves to it
+    /// ([`Verified::payload`]). [`AuthError::NeedsBufferedBody`] means the body's hash is not
+    /// declared: read it whole (within a small limit) and call [`Self::authenticate`].
+    pub fn authenticate_streamed(
+        &self,
+        req: &HttpRequest,
+        service: SigningService,
+    ) -> Result<Verified, AuthError> {
+        self.authenticate_with(req, BodyForHash::Streamed, service)
+    }
+
+    fn authenticate_with(
+        &self,
+        req: &HttpRequest,
+        body: BodyForHash<'_>,
         service: SigningService,
     ) -> Result<Verified, AuthError> {
         let method = req.method().as_str();
@@ -108,7 +132,7 @@ impl AppState {
             query: req.query_string(),
             headers: req.headers(),
         };
-        let verified = sigv4::verify(
+        let verified = sigv4::verify_with(
             &parts,
             body,
             service,

@@ -67,6 +67,10 @@ pub enum AuthError {
     Expired,
     /// The body does not match its signed hash.
     ContentHashMismatch,
+    /// The body was not given ([`BodyForHash::Streamed`]) and its hash is not declared in
+    /// `x-amz-content-sha256`, so the signature can only be checked over the whole body: read it
+    /// (within a small limit) and verify again with [`BodyForHash::Bytes`].
+    NeedsBufferedBody,
 }
 
 impl fmt::Display for AuthError {
@@ -85,6 +89,9 @@ impl fmt::Display for AuthError {
             Self::Expired => f.write_str("the presigned request has expired"),
             Self::ContentHashMismatch => {
                 f.write_str("the body does not match x-amz-content-sha256")
+            }
+            Self::NeedsBufferedBody => {
+                f.write_str("Missing required header for this request: x-amz-content-sha256")
             }
         }
     }
@@ -106,12 +113,29 @@ pub struct RequestParts<'a> {
     pub headers: &'a HeaderMap,
 }
 
+/// What [`verify_with`] knows of the body when it checks the signature. (No `Debug`: it would
+/// print the body.)
+#[derive(Clone, Copy)]
+pub enum BodyForHash<'a> {
+    /// The whole body, already read: a declared `x-amz-content-sha256` is checked against it.
+    Bytes(&'a [u8]),
+    /// The body is still to be read, as a stream. A hex `x-amz-content-sha256` is trusted for
+    /// the signature and returned as [`Payload::Hashed`], for the reader to check at the end; an
+    /// absent one gives [`AuthError::NeedsBufferedBody`].
+    Streamed,
+}
+
 /// How the body of a verified request is to be read.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
-    /// The body is exactly the bytes received, and they are verified.
+    /// The body is exactly the bytes received, with nothing left to check: they were hashed
+    /// already, or the body is not signed (`UNSIGNED-PAYLOAD`, presigned URLs).
     Plain,
-    /// The body is `aws-chunked`; [`decode_chunked`] verifies and decodes it.
+    /// The body is exactly the bytes received, and they must hash to this SHA-256, which the
+    /// signature covers. Only [`BodyForHash::Streamed`] gives it: the reader checks it at the end.
+    Hashed([u8; 32]),
+    /// The body is `aws-chunked`; its chunk (and trailer) signatures are checked as it is decoded,
+    /// whole by [`decode_chunked`] or streamed by [`BodyStream`](crate::s3::BodyStream).
     Chunked(ChunkVerifier),
 }
 
@@ -164,10 +188,25 @@ struct Signature<'a> {
     presigned_expires: Option<i64>,
 }
 
-/// Verifies a request's signature. `secret_of` maps an access key to its secret.
+/// Verifies the signature of a request whose whole body has been read. `secret_of` maps an access
+/// key to its secret.
 pub fn verify(
     parts: &RequestParts<'_>,
     body: &[u8],
+    service: SigningService,
+    region: &str,
+    now: DateTime<Utc>,
+    secret_of: &dyn Fn(&str) -> Option<SecretBytes>,
+) -> Result<Verified, AuthError> {
+    let body = BodyForHash::Bytes(body);
+    verify_with(parts, body, service, region, now, secret_of)
+}
+
+/// Verifies a request's signature, with its body read ([`BodyForHash::Bytes`]) or still to be
+/// streamed ([`BodyForHash::Streamed`]). `secret_of` maps an access key to its secret.
+pub fn verify_with(
+    parts: &RequestParts<'_>,
+    body: BodyForHash<'_>,
     service: SigningService,
     region: &str,
     now: DateTime<Utc>,
@@ -236,17 +275,26 @@ pub fn verify(
         return Err(AuthError::SignatureMismatch);
     }
 
-    let payload = match payload_hash.as_str() {
-        STREAMING_SIGNED | STREAMING_SIGNED_TRAILER | STREAMING_UNSIGNED_TRAILER => {
-            Payload::Chunked(ChunkVerifier {
-                signed: payload_hash != STREAMING_UNSIGNED_TRAILER,
-                key,
-                amz_date: sig.amz_date.clone(),
-                scope,
-                previous: sig.signature.to_owned(),
-            })
-        }
-        _ => Payload::Plain,
+    let chunk_mode = match payload_hash.as_str() {
+        STREAMING_SIGNED => Some(ChunkMode::Signed),
+        STREAMING_SIGNED_TRAILER => Some(ChunkMode::SignedTrailer),
+        STREAMING_UNSIGNED_TRAILER => Some(ChunkMode::UnsignedTrailer),
+        _ => None,
+    };
+    let payload = match (chunk_mode, body) {
+        (Some(mode), _) => Payload::Chunked(ChunkVerifier {
+            mode,
+            key,
+            amz_date: sig.amz_date.clone(),
+            scope,
+            previous: sig.signature.to_owned(),
+        }),
+        // The hash was trusted for the signature; the reader checks the body against it.
+        (None, BodyForHash::Streamed) => match decode_sha256(&payload_hash) {
+            Some(expected) => Payload::Hashed(expected),
+            None => Payload::Plain,
+        },
+        (None, BodyForHash::Bytes(_)) => Payload::Plain,
     };
     Ok(Verified {
         access_key: cred.access_key.to_owned(),
@@ -403,7 +451,11 @@ fn check_signed_headers(
     Ok(())
 }
 
-fn payload_hash(headers: &HeaderMap, body: &[u8], presigned: bool) -> Result<String, AuthError> {
+fn payload_hash(
+    headers: &HeaderMap,
+    body: BodyForHash<'_>,
+    presigned: bool,
+) -> Result<String, AuthError> {
     let declared = match headers.get("x-amz-content-sha256") {
         Some(v) => Some(
             v.to_str()
@@ -415,17 +467,22 @@ fn payload_hash(headers: &HeaderMap, body: &[u8], presigned: bool) -> Result<Str
         None if presigned => Ok(UNSIGNED_PAYLOAD.to_owned()),
         // AWS requires the header on S3, but curl 7.x does not send it; the body hash is then
         // signed all the same, so accepting its absence costs no security.
-        None => Ok(hex::encode(Sha256::digest(body))),
+        None => match body {
+            BodyForHash::Bytes(body) => Ok(hex::encode(Sha256::digest(body))),
+            BodyForHash::Streamed => Err(AuthError::NeedsBufferedBody),
+        },
         Some(
             v @ (UNSIGNED_PAYLOAD
             | STREAMING_SIGNED
             | STREAMING_SIGNED_TRAILER
             | STREAMING_UNSIGNED_TRAILER),
         ) => Ok(v.to_owned()),
-        Some(v) if v.len() == 64 && v.bytes().all(|b| b.is_ascii_hexdigit()) => {
-            let actual = hex::encode(Sha256::digest(body));
-            if !v.eq_ignore_ascii_case(&actual) {
-                return Err(AuthError::ContentHashMismatch);
+        Some(v) if decode_sha256(v).is_some() => {
+            if let BodyForHash::Bytes(body) = body {
+                let actual = hex::encode(Sha256::digest(body));
+                if !v.eq_ignore_ascii_case(&actual) {
+                    return Err(AuthError::ContentHashMismatch);
+                }
             }
             Ok(v.to_ascii_lowercase())
         }
@@ -433,6 +490,13 @@ fn payload_hash(headers: &HeaderMap, body: &[u8], presigned: bool) -> Result<Str
             "x-amz-content-sha256 is not a hash or a known marker",
         )),
     }
+}
+
+/// The 32 bytes of a hex SHA-256, if `text` is one.
+fn decode_sha256(text: &str) -> Option<[u8; 32]> {
+    let mut hash = [0u8; 32];
+    hex::decode_to_slice(text, &mut hash).ok()?;
+    Some(hash)
 }
 
 /// How valueless query parameters are written in the canonical query string.
@@ -526,13 +590,13 @@ pub fn uri_encode(text: &str, slash: bool) -> String {
     out
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
+pub(crate) fn hmac(key: &[u8], data: &[u8]) -> Vec<u8> {
     let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes keys of any length");
     mac.update(data);
     mac.finalize().into_bytes().to_vec()
 }
 
-fn signing_key(secret: &[u8], date: &str, region: &str, service: &str) -> Vec<u8> {
+pub(crate) fn signing_key(secret: &[u8], date: &str, region: &str, service: &str) -> Vec<u8> {
     let mut first = Zeroizing::new(b"AWS4".to_vec());
     first.extend_from_slice(secret);
     let k_date = hmac(&first, date.as_bytes());
@@ -541,10 +605,23 @@ fn signing_key(secret: &[u8], date: &str, region: &str, service: &str) -> Vec<u8
     hmac(&k_service, b"aws4_request")
 }
 
-/// Verifies the chunk signatures of an `aws-chunked` body, each chained to the previous one.
+/// Which `STREAMING-*` payload an `aws-chunked` body was signed as.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ChunkMode {
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD`: signed chunks, no trailers.
+    Signed,
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER`: signed chunks and signed trailers.
+    SignedTrailer,
+    /// `STREAMING-UNSIGNED-PAYLOAD-TRAILER`: neither chunks nor trailers are signed.
+    UnsignedTrailer,
+}
+
+/// Verifies the chunk signatures of an `aws-chunked` body, each chained to the previous one,
+/// and the trailer signature that closes the chain. It checks hashes, not data: the decoder
+/// hashes each chunk as it streams past.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ChunkVerifier {
-    signed: bool,
+    mode: ChunkMode,
     key: Vec<u8>,
     amz_date: String,
     scope: String,
@@ -554,14 +631,24 @@ pub struct ChunkVerifier {
 impl fmt::Debug for ChunkVerifier {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ChunkVerifier")
-            .field("signed", &self.signed)
+            .field("mode", &self.mode)
             .finish_non_exhaustive()
     }
 }
 
 impl ChunkVerifier {
-    fn check(&mut self, data: &[u8], signature: Option<&str>) -> Result<(), AuthError> {
-        if !self.signed {
+    /// Whether trailers may follow the last chunk.
+    pub(crate) fn allows_trailers(&self) -> bool {
+        self.mode != ChunkMode::Signed
+    }
+
+    /// Checks the signature of one chunk, given the SHA-256 of its data.
+    pub(crate) fn check(
+        &mut self,
+        chunk_sha256: &[u8],
+        signature: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if self.mode == ChunkMode::UnsignedTrailer {
             return Ok(());
         }
         let signature = signature.ok_or_else(|| malformed("a chunk has no signature"))?;
@@ -570,75 +657,280 @@ impl ChunkVerifier {
             self.amz_date,
             self.scope,
             self.previous,
-            hex::encode(Sha256::digest(data))
+            hex::encode(chunk_sha256)
         );
-        let expected = hex::encode(hmac(&self.key, string_to_sign.as_bytes()));
-        if !bool::from(expected.as_bytes().ct_eq(signature.as_bytes())) {
-            return Err(AuthError::SignatureMismatch);
-        }
-        self.previous = expected;
+        self.previous = self.matching(&string_to_sign, signature)?;
         Ok(())
     }
+
+    /// Checks the `x-amz-trailer-signature` of the trailers (names lower case, the signature
+    /// itself not among them), chained to the last chunk's signature. Only bodies signed as
+    /// `STREAMING-AWS4-HMAC-SHA256-PAYLOAD-TRAILER` carry one.
+    pub(crate) fn check_trailers(
+        &self,
+        trailers: &[(String, String)],
+        signature: Option<&str>,
+    ) -> Result<(), AuthError> {
+        if self.mode != ChunkMode::SignedTrailer {
+            return Ok(());
+        }
+        let signature = signature.ok_or_else(|| malformed("the trailer signature is missing"))?;
+        // Each trailer as `name:value\n`, sorted by name, as the AWS signers canonicalize them.
+        let mut sorted: Vec<&(String, String)> = trailers.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut canonical = Sha256::new();
+        for (name, value) in sorted {
+            canonical.update(format!("{name}:{value}\n").as_bytes());
+        }
+        let string_to_sign = format!(
+            "AWS4-HMAC-SHA256-TRAILER\n{}\n{}\n{}\n{}",
+            self.amz_date,
+            self.scope,
+            self.previous,
+            hex::encode(canonical.finalize())
+        );
+        self.matching(&string_to_sign, signature).map(drop)
+    }
+
+    /// The signature of `string_to_sign`, when it is `given`.
+    fn matching(&self, string_to_sign: &str, given: &str) -> Result<String, AuthError> {
+        let expected = hex::encode(hmac(&self.key, string_to_sign.as_bytes()));
+        if !bool::from(expected.as_bytes().ct_eq(given.as_bytes())) {
+            return Err(AuthError::SignatureMismatch);
+        }
+        Ok(expected)
+    }
 }
+
+/// The longest chunk header or trailer line of an `aws-chunked` body, CRLF included. A chunk
+/// header is a hex size and a 64-digit signature; a line near this long is not from a real client.
+pub const MAX_CHUNK_LINE: usize = 4096;
+
+/// The most bytes the trailer lines of an `aws-chunked` body may hold together.
+const MAX_TRAILER_BYTES: usize = 16 * 1024;
 
 /// A decoded `aws-chunked` body.
 pub struct ChunkedBody {
     /// The data of every chunk, in order.
     pub data: Vec<u8>,
-    /// The trailing headers (checksums), names lower-cased.
+    /// The trailing headers (checksums), names lower-cased, without `x-amz-trailer-signature`.
     pub trailers: Vec<(String, String)>,
 }
 
-/// Decodes an `aws-chunked` body, verifying every chunk signature when the body is signed.
-pub fn decode_chunked(body: &[u8], mut verifier: ChunkVerifier) -> Result<ChunkedBody, AuthError> {
-    let mut rest = body;
+/// Decodes a whole `aws-chunked` body, verifying every chunk signature, and the trailer signature
+/// when the body is signed with trailers.
+pub fn decode_chunked(body: &[u8], verifier: ChunkVerifier) -> Result<ChunkedBody, AuthError> {
+    let mut decoder = ChunkDecoder::new(verifier);
     let mut data = Vec::with_capacity(body.len());
-    loop {
-        let line = take_line(&mut rest)?;
-        let (size, signature) = match line.split_once(';') {
-            Some((size, ext)) => (size, ext.strip_prefix("chunk-signature=")),
-            None => (line, None),
-        };
-        let size =
-            usize::from_str_radix(size.trim(), 16).map_err(|_| malformed("bad chunk size"))?;
-        if rest.len() < size {
-            return Err(malformed("a chunk is shorter than its size"));
-        }
-        let (chunk, tail) = rest.split_at(size);
-        rest = tail;
-        verifier.check(chunk, signature)?;
-        data.extend_from_slice(chunk);
-        if size == 0 {
-            break;
-        }
-        if !take_line(&mut rest)?.is_empty() {
-            return Err(malformed("a chunk is longer than its size"));
-        }
-    }
-    let mut trailers = Vec::new();
+    let mut rest = body;
     while !rest.is_empty() {
-        let line = take_line(&mut rest)?;
-        if line.is_empty() {
-            continue;
-        }
-        if let Some((name, value)) = line.split_once(':') {
-            let name = name.trim().to_ascii_lowercase();
-            if name != "x-amz-trailer-signature" {
-                trailers.push((name, value.trim().to_owned()));
-            }
-        }
+        let step = decoder.step(rest)?;
+        data.extend_from_slice(&rest[..step.data]);
+        rest = &rest[step.consumed..];
     }
+    let trailers = decoder.finish().map_err(|e| match e {
+        DecodeError::Invalid(e) => e,
+        DecodeError::Truncated(why) => malformed(why),
+    })?;
     Ok(ChunkedBody { data, trailers })
 }
 
-fn take_line<'a>(rest: &mut &'a [u8]) -> Result<&'a str, AuthError> {
-    let end = rest
-        .windows(2)
-        .position(|w| w == b"\r\n")
-        .ok_or_else(|| malformed("a chunk header is not terminated"))?;
-    let line = std::str::from_utf8(&rest[..end]).map_err(|_| malformed("bad chunk header"))?;
-    *rest = &rest[end + 2..];
-    Ok(line)
+/// Which line an `aws-chunked` decoder is reading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LineKind {
+    /// A chunk header: `hex-size[;chunk-signature=sig]`.
+    Header,
+    /// The empty line that ends a chunk's data.
+    DataEnd,
+    /// A trailer (`name:value`), or an empty line, after the last chunk.
+    Trailer,
+}
+
+/// Where a [`ChunkDecoder`] is in the body.
+enum DecodeState {
+    Line(LineKind),
+    /// Inside a chunk's data, hashing it for its signature.
+    Data {
+        remaining: u64,
+        hash: Sha256,
+        signature: Option<String>,
+    },
+}
+
+/// What one [`ChunkDecoder::step`] did: the first `data` bytes of its input are chunk data, and
+/// it used the first `consumed` bytes.
+pub(crate) struct Step {
+    pub(crate) consumed: usize,
+    pub(crate) data: usize,
+}
+
+/// Why a [`ChunkDecoder`] stopped.
+pub(crate) enum DecodeError {
+    /// The body breaks the format or a signature does not match.
+    Invalid(AuthError),
+    /// The body ended early.
+    Truncated(&'static str),
+}
+
+/// An incremental `aws-chunked` decoder: fed the body as it arrives, split anywhere, it hands
+/// out chunk data without buffering it and checks each chunk signature at the chunk's end, so a
+/// chunk's data is out before its signature is checked. It buffers one line at most, of at most
+/// [`MAX_CHUNK_LINE`] bytes, and the trailers, of at most `MAX_TRAILER_BYTES`.
+pub(crate) struct ChunkDecoder {
+    verifier: ChunkVerifier,
+    state: DecodeState,
+    line: Vec<u8>,
+    trailers: Vec<(String, String)>,
+    trailer_signature: Option<String>,
+    trailer_bytes: usize,
+}
+
+impl ChunkDecoder {
+    pub(crate) fn new(verifier: ChunkVerifier) -> Self {
+        Self {
+            verifier,
+            state: DecodeState::Line(LineKind::Header),
+            line: Vec::new(),
+            trailers: Vec::new(),
+            trailer_signature: None,
+            trailer_bytes: 0,
+        }
+    }
+
+    /// Decodes from the start of `input`, which must not be empty: a run of chunk data, or (part
+    /// of) one line. It always consumes at least one byte.
+    pub(crate) fn step(&mut self, input: &[u8]) -> Result<Step, AuthError> {
+        match &mut self.state {
+            DecodeState::Data {
+                remaining,
+                hash,
+                signature,
+            } => {
+                let n = usize::try_from(*remaining).map_or(input.len(), |r| r.min(input.len()));
+                hash.update(&input[..n]);
+                *remaining -= n as u64;
+                if *remaining == 0 {
+                    let digest = hash.finalize_reset();
+                    self.verifier.check(&digest, signature.as_deref())?;
+                    self.state = DecodeState::Line(LineKind::DataEnd);
+                }
+                Ok(Step {
+                    consumed: n,
+                    data: n,
+                })
+            }
+            DecodeState::Line(kind) => {
+                let kind = *kind;
+                let (consumed, complete) = self.take_line(input)?;
+                if complete {
+                    let line = std::mem::take(&mut self.line);
+                    self.end_line(kind, &line)?;
+                }
+                Ok(Step { consumed, data: 0 })
+            }
+        }
+    }
+
+    /// Adds the start of `input` to the current line, up to its LF; whether the line is complete.
+    fn take_line(&mut self, input: &[u8]) -> Result<(usize, bool), AuthError> {
+        let room = MAX_CHUNK_LINE - self.line.len();
+        let window = &input[..input.len().min(room)];
+        match window.iter().position(|&b| b == b'\n') {
+            Some(end) => {
+                self.line.extend_from_slice(&window[..=end]);
+                Ok((end + 1, true))
+            }
+            None if window.len() == room => Err(AuthError::Malformed(format!(
+                "a chunk header or trailer is longer than {MAX_CHUNK_LINE} bytes"
+            ))),
+            None => {
+                self.line.extend_from_slice(window);
+                Ok((window.len(), false))
+            }
+        }
+    }
+
+    fn end_line(&mut self, kind: LineKind, raw: &[u8]) -> Result<(), AuthError> {
+        let line = raw
+            .strip_suffix(b"\r\n")
+            .ok_or_else(|| malformed("a chunk line does not end with CRLF"))?;
+        let line = std::str::from_utf8(line).map_err(|_| malformed("bad chunk header"))?;
+        match kind {
+            LineKind::Header => self.start_chunk(line),
+            LineKind::DataEnd if line.is_empty() => {
+                self.state = DecodeState::Line(LineKind::Header);
+                Ok(())
+            }
+            LineKind::DataEnd => Err(malformed("a chunk is longer than its size")),
+            LineKind::Trailer => self.add_trailer(line),
+        }
+    }
+
+    fn start_chunk(&mut self, header: &str) -> Result<(), AuthError> {
+        let (size, signature) = match header.split_once(';') {
+            Some((size, ext)) => (size, ext.strip_prefix("chunk-signature=")),
+            None => (header, None),
+        };
+        let size = u64::from_str_radix(size.trim(), 16).map_err(|_| malformed("bad chunk size"))?;
+        if size == 0 {
+            self.verifier.check(&Sha256::digest(b""), signature)?;
+            self.state = DecodeState::Line(LineKind::Trailer);
+        } else {
+            self.state = DecodeState::Data {
+                remaining: size,
+                hash: Sha256::new(),
+                signature: signature.map(str::to_owned),
+            };
+        }
+        Ok(())
+    }
+
+    fn add_trailer(&mut self, line: &str) -> Result<(), AuthError> {
+        if line.is_empty() {
+            return Ok(());
+        }
+        if !self.verifier.allows_trailers() {
+            return Err(malformed(
+                "trailers need an x-amz-content-sha256 of STREAMING-*-TRAILER",
+            ));
+        }
+        self.trailer_bytes += line.len();
+        if self.trailer_bytes > MAX_TRAILER_BYTES {
+            return Err(AuthError::Malformed(format!(
+                "the trailers are larger than {MAX_TRAILER_BYTES} bytes"
+            )));
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| malformed("a trailer has no ':'"))?;
+        let name = name.trim().to_ascii_lowercase();
+        let value = value.trim().to_owned();
+        if name != "x-amz-trailer-signature" {
+            self.trailers.push((name, value));
+        } else if self.trailer_signature.replace(value).is_some() {
+            return Err(malformed("x-amz-trailer-signature is repeated"));
+        }
+        Ok(())
+    }
+
+    /// Ends the body: the trailers, once the body is complete and its trailer signature holds.
+    pub(crate) fn finish(self) -> Result<Vec<(String, String)>, DecodeError> {
+        let partial = !self.line.is_empty();
+        let truncated = match self.state {
+            DecodeState::Line(LineKind::Trailer) if !partial => None,
+            DecodeState::Line(LineKind::Trailer) => Some("a trailer is not terminated"),
+            DecodeState::Line(LineKind::Header) => Some("a chunk header is not terminated"),
+            DecodeState::Line(LineKind::DataEnd) => Some("a chunk is not terminated"),
+            DecodeState::Data { .. } => Some("a chunk is shorter than its size"),
+        };
+        if let Some(why) = truncated {
+            return Err(DecodeError::Truncated(why));
+        }
+        self.verifier
+            .check_trailers(&self.trailers, self.trailer_signature.as_deref())
+            .map_err(DecodeError::Invalid)?;
+        Ok(self.trailers)
+    }
 }
 
 /// What a client signs: the request parts and credentials for [`sign`].
@@ -673,7 +965,7 @@ pub fn sign(input: &SigningInput<'_>) -> Result<String, AuthError> {
     names.sort_unstable();
     names.dedup();
     let query = parse_query(parts.query)?;
-    let hash = payload_hash(parts.headers, input.body, false)?;
+    let hash = payload_hash(parts.headers, BodyForHash::Bytes(input.body), false)?;
     let canonical = canonical_request(parts, &query, &names, &hash, input.service, QueryStyle::Aws);
     let service = input.service.name();
     let scope = format!("{date}/{}/{service}/aws4_request", input.region);
@@ -690,13 +982,15 @@ pub fn sign(input: &SigningInput<'_>) -> Result<String, AuthError> {
     ))
 }
 
+/// Request helpers for the tests of this module and of the S3 bodies.
 #[cfg(test)]
-mod tests {
-    use actix_web::http::header::{HeaderName, HeaderValue};
+pub(crate) mod test_support {
+    use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 
-    use super::*;
+    use super::{sign, RequestParts, SigningInput, SigningService};
 
-    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+    /// A header map of these pairs, in order.
+    pub(crate) fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for (k, v) in pairs {
             map.append(
@@ -706,6 +1000,45 @@ mod tests {
         }
         map
     }
+
+    /// Signs a request as `AKID` (secret `SECRET`) in `us-east-1`, every header given, and adds
+    /// its `Authorization`; the signature, which seeds an `aws-chunked` body's chain.
+    pub(crate) fn sign_request(
+        headers: &mut HeaderMap,
+        service: SigningService,
+        method: &str,
+        path: &str,
+        body: &[u8],
+    ) -> String {
+        let auth = sign(&SigningInput {
+            parts: RequestParts {
+                method,
+                path,
+                query: "",
+                headers,
+            },
+            body,
+            service,
+            region: "us-east-1",
+            access_key: "AKID",
+            secret_key: b"SECRET",
+        })
+        .unwrap();
+        let signature = auth.rsplit("Signature=").next().unwrap().to_owned();
+        headers.insert(
+            HeaderName::from_static("authorization"),
+            HeaderValue::from_str(&auth).unwrap(),
+        );
+        signature
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::http::header::{HeaderName, HeaderValue};
+
+    use super::test_support::{headers, sign_request};
+    use super::*;
 
     /// The `get-vanilla` case of the AWS SigV4 test suite: checks the canonical request, the key
     /// derivation and the string to sign against AWS's published signature.
@@ -744,24 +1077,8 @@ mod tests {
 
     fn signed_request(date: &str, body: &[u8]) -> HeaderMap {
         let mut h = headers(&[("host", "localhost:9000"), ("x-amz-date", date)]);
-        let input = SigningInput {
-            parts: RequestParts {
-                method: "POST",
-                path: "/rustfs/admin/v3/kms/keys",
-                query: "",
-                headers: &h,
-            },
-            body,
-            service: SigningService::ExecuteApi,
-            region: "us-east-1",
-            access_key: "AKID",
-            secret_key: b"SECRET",
-        };
-        let auth = sign(&input).unwrap();
-        h.insert(
-            HeaderName::from_static("authorization"),
-            HeaderValue::from_str(&auth).unwrap(),
-        );
+        let path = "/rustfs/admin/v3/kms/keys";
+        sign_request(&mut h, SigningService::ExecuteApi, "POST", path, body);
         h
     }
 
@@ -874,10 +1191,25 @@ mod tests {
         assert_eq!(percent_decode("a%2Fb+c"), "a/b+c");
     }
 
+    fn s3_request(content_sha256: Option<&str>, body: &[u8]) -> HeaderMap {
+        let mut h = headers(&[
+            ("host", "localhost:9000"),
+            ("x-amz-date", "20260101T120000Z"),
+        ]);
+        if let Some(value) = content_sha256 {
+            h.insert(
+                HeaderName::from_static("x-amz-content-sha256"),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        sign_request(&mut h, SigningService::S3, "PUT", "/bucket/key", body);
+        h
+    }
+
     #[test]
     fn chunked_bodies_decode_and_unsigned_ones_need_no_signature() {
         let verifier = ChunkVerifier {
-            signed: false,
+            mode: ChunkMode::UnsignedTrailer,
             key: vec![],
             amz_date: String::new(),
             scope: String::new(),
@@ -892,6 +1224,79 @@ mod tests {
         );
         assert!(decode_chunked(b"5\r\nhel", verifier.clone()).is_err());
         assert!(decode_chunked(b"zz\r\n", verifier).is_err());
+    }
+
+    fn check_s3(headers: &HeaderMap, body: BodyForHash<'_>) -> Result<Verified, AuthError> {
+        let parts = RequestParts {
+            method: "PUT",
+            path: "/bucket/key",
+            query: "",
+            headers,
+        };
+        let now = at("20260101T120000Z");
+        verify_with(&parts, body, SigningService::S3, "us-east-1", now, &secrets)
+    }
+
+    #[test]
+    fn a_streamed_body_leaves_its_declared_hash_to_the_reader() {
+        let hash = Sha256::digest(b"object data");
+        let h = s3_request(Some(&hex::encode(hash)), b"object data");
+        let verified = check_s3(&h, BodyForHash::Streamed).unwrap();
+        assert_eq!(verified.payload, Payload::Hashed(hash.into()));
+
+        // Buffered, the same request is checked against its body at once, as before.
+        let buffered = check_s3(&h, BodyForHash::Bytes(b"object data")).unwrap();
+        assert_eq!(buffered.payload, Payload::Plain);
+        assert_eq!(
+            check_s3(&h, BodyForHash::Bytes(b"other data")).unwrap_err(),
+            AuthError::ContentHashMismatch
+        );
+    }
+
+    #[test]
+    fn a_streamed_body_without_a_declared_hash_must_be_buffered() {
+        let h = s3_request(None, b"small");
+        assert_eq!(
+            check_s3(&h, BodyForHash::Streamed).unwrap_err(),
+            AuthError::NeedsBufferedBody
+        );
+        let buffered = check_s3(&h, BodyForHash::Bytes(b"small")).unwrap();
+        assert_eq!(buffered.payload, Payload::Plain);
+    }
+
+    #[test]
+    fn a_streamed_signature_is_still_checked() {
+        let h = s3_request(Some(UNSIGNED_PAYLOAD), b"");
+        assert_eq!(
+            check_s3(&h, BodyForHash::Streamed).unwrap().payload,
+            Payload::Plain
+        );
+        let mut tampered = h.clone();
+        tampered.insert(
+            HeaderName::from_static("x-amz-content-sha256"),
+            HeaderValue::from_static(EMPTY_SHA256),
+        );
+        assert_eq!(
+            check_s3(&tampered, BodyForHash::Streamed).unwrap_err(),
+            AuthError::SignatureMismatch
+        );
+    }
+
+    #[test]
+    fn streaming_markers_give_a_chunk_verifier_of_their_mode() {
+        for (marker, mode) in [
+            (STREAMING_SIGNED, ChunkMode::Signed),
+            (STREAMING_SIGNED_TRAILER, ChunkMode::SignedTrailer),
+            (STREAMING_UNSIGNED_TRAILER, ChunkMode::UnsignedTrailer),
+        ] {
+            let h = s3_request(Some(marker), b"");
+            for body in [BodyForHash::Streamed, BodyForHash::Bytes(b"0\r\n\r\n")] {
+                match check_s3(&h, body).unwrap().payload {
+                    Payload::Chunked(verifier) => assert_eq!(verifier.mode, mode),
+                    other => panic!("{marker} gave {other:?}"),
+                }
+            }
+        }
     }
 }
 
@@ -925,14 +1330,16 @@ mod properties {
 
         #[test]
         fn arbitrary_chunked_bodies_never_panic(body in proptest::collection::vec(any::<u8>(), 0..300)) {
-            let verifier = ChunkVerifier {
-                signed: true,
-                key: vec![1; 32],
-                amz_date: "20260101T000000Z".into(),
-                scope: "20260101/us-east-1/s3/aws4_request".into(),
-                previous: "0".repeat(64),
-            };
-            let _ = decode_chunked(&body, verifier);
+            for mode in [ChunkMode::Signed, ChunkMode::SignedTrailer, ChunkMode::UnsignedTrailer] {
+                let verifier = ChunkVerifier {
+                    mode,
+                    key: vec![1; 32],
+                    amz_date: "20260101T000000Z".into(),
+                    scope: "20260101/us-east-1/s3/aws4_request".into(),
+                    previous: "0".repeat(64),
+                };
+                let _ = decode_chunked(&body, verifier);
+            }
         }
     }
 }

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use actix_web::{HttpMessage, HttpRequest};
 use kms_backend_local::{ensure_private_dir, remove_leftover_temps, RootSecret};
 use kms_core::{KeyId, SecretBytes};
+use s3_object_store::ObjectStore;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{Identities, RootCredentials};
@@ -46,6 +47,8 @@ pub struct AppState {
     pub identities: Identities,
     /// The buckets.
     pub buckets: BucketStore,
+    /// The objects and multipart uploads.
+    pub objects: Arc<ObjectStore>,
     /// The region requests are signed for.
     pub region: String,
     /// The data directory.
@@ -93,6 +96,8 @@ impl AppState {
         if let Some(file) = &settings.identities_file {
             identities.add_file(file)?;
         }
+        let objects = ObjectStore::open(&data_dir, root.derive("object-layout-v1"))
+            .map_err(|e| format!("objects: {e}"))?;
         let service = KmsService::open(&data_dir, Arc::new(root), settings.auto_configure)
             .await
             .map_err(|e| e.to_string())?;
@@ -102,6 +107,7 @@ impl AppState {
             service: Arc::new(service),
             identities,
             buckets,
+            objects,
             region: settings.region,
             data_dir,
             root_access_key: credentials.access_key.clone(),

@@ -6,8 +6,15 @@
 //   {"ok": true, "status": 200, "output": <the command's output without $metadata>}
 //   {"ok": false, "status": 404, "name", "code", "message", "requestId", "resource"}
 //
+// Bytes cross as base64: an input's "BodyBase64" (or "BodyFile", a path to read) becomes its
+// Body, and an output's Body (GetObject) is read whole and answered as
+// {"base64", "length", "sha256"}.
+//
 // The client is constructed as the integration guide constructs it (region, endpoint,
 // forcePathStyle: true, static credentials), with one attempt so that a 503 is seen as it is.
+
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 
 import {
   S3Client,
@@ -17,7 +24,19 @@ import {
   DeleteBucketCommand,
   GetBucketEncryptionCommand,
   PutBucketEncryptionCommand,
-  DeleteBucketEncryptionCommand
+  DeleteBucketEncryptionCommand,
+  PutObjectCommand,
+  GetObjectCommand,
+  HeadObjectCommand,
+  DeleteObjectCommand,
+  DeleteObjectsCommand,
+  ListObjectsV2Command,
+  CopyObjectCommand,
+  CreateMultipartUploadCommand,
+  UploadPartCommand,
+  CompleteMultipartUploadCommand,
+  AbortMultipartUploadCommand,
+  ListPartsCommand
 } from '@aws-sdk/client-s3';
 
 const COMMANDS = {
@@ -27,8 +46,42 @@ const COMMANDS = {
   DeleteBucket: DeleteBucketCommand,
   GetBucketEncryption: GetBucketEncryptionCommand,
   PutBucketEncryption: PutBucketEncryptionCommand,
-  DeleteBucketEncryption: DeleteBucketEncryptionCommand
+  DeleteBucketEncryption: DeleteBucketEncryptionCommand,
+  PutObject: PutObjectCommand,
+  GetObject: GetObjectCommand,
+  HeadObject: HeadObjectCommand,
+  DeleteObject: DeleteObjectCommand,
+  DeleteObjects: DeleteObjectsCommand,
+  ListObjectsV2: ListObjectsV2Command,
+  CopyObject: CopyObjectCommand,
+  CreateMultipartUpload: CreateMultipartUploadCommand,
+  UploadPart: UploadPartCommand,
+  CompleteMultipartUpload: CompleteMultipartUploadCommand,
+  AbortMultipartUpload: AbortMultipartUploadCommand,
+  ListParts: ListPartsCommand
 };
+
+// The command input with BodyBase64 / BodyFile turned into a Body of bytes.
+async function commandInput(input) {
+  const { BodyBase64, BodyFile, ...rest } = input ?? {};
+  if (BodyBase64 !== undefined) return { ...rest, Body: Buffer.from(BodyBase64, 'base64') };
+  if (BodyFile !== undefined) return { ...rest, Body: await readFile(BodyFile) };
+  return rest;
+}
+
+// The command output with a streamed Body read whole and described.
+async function commandOutput(output) {
+  if (!output.Body) return output;
+  const bytes = Buffer.from(await output.Body.transformToByteArray());
+  return {
+    ...output,
+    Body: {
+      base64: bytes.toString('base64'),
+      length: bytes.length,
+      sha256: createHash('sha256').update(bytes).digest('hex')
+    }
+  };
+}
 
 async function readStdin() {
   const parts = [];
@@ -56,12 +109,12 @@ for (const { op, input } of request.ops) {
     continue;
   }
   try {
-    const { $metadata, ...output } = await s3Client.send(new Command(input ?? {}));
+    const { $metadata, ...output } = await s3Client.send(new Command(await commandInput(input)));
     results.push({
       ok: true,
       status: $metadata.httpStatusCode,
       requestId: $metadata.requestId,
-      output
+      output: await commandOutput(output)
     });
   } catch (error) {
     results.push({

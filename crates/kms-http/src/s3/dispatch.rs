@@ -5,19 +5,18 @@
 
 use actix_web::http::Method;
 use actix_web::{web, HttpRequest, HttpResponse};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine as _;
-use md5::Md5;
 use s3_bucket_encryption::{xml, BucketName, ConfigError, EncryptionConfig};
-use sha1::Sha1;
-use sha2::{Digest, Sha256};
 
+use super::body::{BodyStream, Checksums};
 use super::encryption::{delete_encryption, existing_bucket, get_encryption, put_encryption};
-use super::{S3Error, S3ErrorKind};
+use super::objects::MAX_OBJECT_SIZE;
+use super::{multipart, objects, S3Error, S3ErrorKind};
 use crate::auth::Action;
 use crate::buckets::BucketStoreError;
 use crate::request::{read_body, ADMIN_BODY_LIMIT};
-use crate::sigv4::{decode_chunked, parse_query, percent_decode, Payload, SigningService};
+use crate::sigv4::{
+    decode_chunked, parse_query, percent_decode, AuthError, Payload, SigningService,
+};
 use crate::AppState;
 
 /// Sub-resources this server does not implement; a request naming one gets `NotImplemented`
@@ -41,28 +40,41 @@ const UNSUPPORTED_SUBRESOURCES: &[&str] = &[
     "replication",
     "requestPayment",
     "tagging",
-    "uploads",
+    "torrent",
+    "retention",
+    "legal-hold",
+    "restore",
+    "select",
+    "attributes",
     "versioning",
     "versions",
     "website",
-    "delete",
 ];
 
-struct S3Request {
-    req: HttpRequest,
-    resource: String,
-    access_key: String,
-    body: web::Bytes,
-    trailers: Vec<(String, String)>,
-    query: Vec<(String, String)>,
+/// An S3 request, authenticated, with its buffered body (empty for streamed object bodies).
+pub struct S3Request {
+    /// The request.
+    pub req: HttpRequest,
+    /// The decoded path, for error documents.
+    pub resource: String,
+    /// Who signed it.
+    pub access_key: String,
+    /// The body, when it was read whole.
+    pub body: web::Bytes,
+    /// Trailing headers of an `aws-chunked` body read whole.
+    pub trailers: Vec<(String, String)>,
+    /// The query parameters.
+    pub query: Vec<(String, String)>,
 }
 
 impl S3Request {
-    fn has(&self, name: &str) -> bool {
+    /// Whether the query names this parameter.
+    pub fn has(&self, name: &str) -> bool {
         self.query.iter().any(|(k, _)| k == name)
     }
 
-    fn require(&self, state: &AppState, action: Action) -> Result<(), S3Error> {
+    /// 403 `AccessDenied` unless the caller may perform `action`.
+    pub fn require(&self, state: &AppState, action: Action) -> Result<(), S3Error> {
         if state.allows(&self.access_key, action) {
             return Ok(());
         }
@@ -73,8 +85,56 @@ impl S3Request {
         ))
     }
 
-    fn error(&self, kind: S3ErrorKind, message: impl Into<String>) -> S3Error {
+    /// An error about this request's resource.
+    pub fn error(&self, kind: S3ErrorKind, message: impl Into<String>) -> S3Error {
         S3Error::new(kind, message, self.resource.clone())
+    }
+}
+
+/// Reads a body whole (at most 1 MiB) and authenticates the request with it.
+async fn read_whole(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    resource: &str,
+) -> Result<(String, web::Bytes, Vec<(String, String)>), S3Error> {
+    let body = read_body(req, payload, ADMIN_BODY_LIMIT)
+        .await
+        .map_err(|e| S3Error::from_body(e, resource))?;
+    let verified = state
+        .authenticate(req, &body, SigningService::S3)
+        .map_err(|e| S3Error::from_auth(e, resource))?;
+    let (body, trailers) = match verified.payload {
+        Payload::Chunked(verifier) => {
+            let decoded =
+                decode_chunked(&body, verifier).map_err(|e| S3Error::from_auth(e, resource))?;
+            (web::Bytes::from(decoded.data), decoded.trailers)
+        }
+        _ => (body, Vec::new()),
+    };
+    Ok((verified.access_key, body, trailers))
+}
+
+/// Authenticates an object write whose body is streamed. A request that signs its body's hash
+/// without declaring it (curl 7.x) cannot be verified before the body is read, so its body is
+/// read whole instead, within the 1 MiB limit.
+async fn open_stream(
+    req: &HttpRequest,
+    payload: web::Payload,
+    state: &AppState,
+    resource: &str,
+) -> Result<(String, BodyStream), S3Error> {
+    match state.authenticate_streamed(req, SigningService::S3) {
+        Ok(verified) => {
+            let stream = BodyStream::new(req, payload, verified.payload, MAX_OBJECT_SIZE)
+                .map_err(|e| e.to_s3(resource))?;
+            Ok((verified.access_key, stream))
+        }
+        Err(AuthError::NeedsBufferedBody) => {
+            let (access_key, body, trailers) = read_whole(req, payload, state, resource).await?;
+            Ok((access_key, BodyStream::buffered(req, body, trailers)))
+        }
+        Err(e) => Err(S3Error::from_auth(e, resource)),
     }
 }
 
@@ -85,21 +145,6 @@ pub async fn dispatch(
     state: web::Data<AppState>,
 ) -> Result<HttpResponse, S3Error> {
     let resource = percent_decode(req.uri().path());
-    let body = read_body(&req, payload, ADMIN_BODY_LIMIT)
-        .await
-        .map_err(|e| S3Error::from_body(e, &resource))?;
-    let verified = state
-        .authenticate(&req, &body, SigningService::S3)
-        .map_err(|e| S3Error::from_auth(e, &resource))?;
-    let (body, trailers) = match verified.payload {
-        Payload::Plain => (body, Vec::new()),
-        Payload::Chunked(verifier) => {
-            let decoded =
-                decode_chunked(&body, verifier).map_err(|e| S3Error::from_auth(e, &resource))?;
-            (web::Bytes::from(decoded.data), decoded.trailers)
-        }
-    };
-    let query = parse_query(req.query_string()).unwrap_or_default();
     let path = req.uri().path().trim_start_matches('/').to_owned();
     let (bucket, key) = match path.split_once('/') {
         Some((bucket, key)) => (
@@ -108,15 +153,25 @@ pub async fn dispatch(
         ),
         None => (percent_decode(&path), None),
     };
+    let method = req.method().clone();
+    let streamed =
+        method == Method::PUT && key.is_some() && !req.headers().contains_key("x-amz-copy-source");
+    let (access_key, body, trailers, stream) = if streamed {
+        let (access_key, stream) = open_stream(&req, payload, &state, &resource).await?;
+        (access_key, web::Bytes::new(), Vec::new(), Some(stream))
+    } else {
+        let (access_key, body, trailers) = read_whole(&req, payload, &state, &resource).await?;
+        (access_key, body, trailers, None)
+    };
+    let query = parse_query(req.query_string()).unwrap_or_default();
     let request = S3Request {
         req,
         resource,
-        access_key: verified.access_key,
+        access_key,
         body,
         trailers,
         query,
     };
-    let method = request.req.method().clone();
 
     if bucket.is_empty() {
         return match method {
@@ -127,12 +182,18 @@ pub async fn dispatch(
             )),
         };
     }
-    if key.is_some() {
-        // FIXME: objects encrypted at rest (API.md §10, issue 8) are not built yet.
+    if let Some((name, _)) = request
+        .query
+        .iter()
+        .find(|(k, _)| UNSUPPORTED_SUBRESOURCES.contains(&k.as_str()))
+    {
         return Err(request.error(
             S3ErrorKind::NotImplemented,
-            "object operations are not available in this release",
+            format!("the '{name}' sub-resource is not supported"),
         ));
+    }
+    if let Some(key) = key {
+        return object_route(&state, &request, &bucket, &key, stream).await;
     }
     if request.has("encryption") {
         return match method {
@@ -150,16 +211,6 @@ pub async fn dispatch(
         existing_bucket(&state, &bucket)?;
         return Ok(xml_response(xml::location(&state.region)));
     }
-    if let Some((name, _)) = request
-        .query
-        .iter()
-        .find(|(k, _)| UNSUPPORTED_SUBRESOURCES.contains(&k.as_str()))
-    {
-        return Err(request.error(
-            S3ErrorKind::NotImplemented,
-            format!("the '{name}' sub-resource is not supported"),
-        ));
-    }
     match method {
         Method::PUT => create_bucket(&state, &request, &bucket).await,
         Method::HEAD => {
@@ -168,20 +219,16 @@ pub async fn dispatch(
             Ok(HttpResponse::Ok().finish())
         }
         Method::DELETE => delete_bucket(&state, &request, &bucket).await,
+        Method::POST if request.has("delete") => {
+            objects::delete_objects(&state, &request, &bucket).await
+        }
+        Method::GET if request.has("uploads") => {
+            multipart::list_uploads(&state, &request, &bucket).await
+        }
         Method::GET => {
             request.require(&state, Action::ListBucket)?;
             let record = existing_bucket(&state, &bucket)?;
-            let prefix = request
-                .query
-                .iter()
-                .find(|(k, _)| k == "prefix")
-                .map(|(_, v)| v.as_str())
-                .unwrap_or("");
-            Ok(xml_response(xml::empty_object_listing(
-                record.name.as_str(),
-                prefix,
-                1000,
-            )))
+            objects::list_objects(&state, &request, &record)
         }
         _ => Err(request.error(
             S3ErrorKind::MethodNotAllowed,
@@ -190,7 +237,41 @@ pub async fn dispatch(
     }
 }
 
-fn xml_response(body: String) -> HttpResponse {
+/// The routes of `/{bucket}/{key}`.
+async fn object_route(
+    state: &AppState,
+    request: &S3Request,
+    bucket: &str,
+    key: &str,
+    stream: Option<BodyStream>,
+) -> Result<HttpResponse, S3Error> {
+    let upload = request.has("uploadId");
+    match request.req.method().clone() {
+        Method::PUT if upload || request.has("partNumber") => {
+            multipart::upload_part(state, request, bucket, key, stream).await
+        }
+        Method::PUT => match stream {
+            Some(stream) => objects::put_object(state, request, bucket, key, stream).await,
+            None => objects::copy_object(state, request, bucket, key).await,
+        },
+        Method::GET if upload => multipart::list_parts(state, request, bucket, key).await,
+        Method::GET => objects::get_object(state, request, bucket, key, false).await,
+        Method::HEAD => objects::get_object(state, request, bucket, key, true).await,
+        Method::DELETE if upload => multipart::abort(state, request, bucket, key).await,
+        Method::DELETE => objects::delete_object(state, request, bucket, key).await,
+        Method::POST if request.has("uploads") => {
+            multipart::create(state, request, bucket, key).await
+        }
+        Method::POST if upload => multipart::complete(state, request, bucket, key).await,
+        _ => Err(request.error(
+            S3ErrorKind::MethodNotAllowed,
+            "the method is not allowed on an object",
+        )),
+    }
+}
+
+/// A 200 answer carrying an XML document.
+pub fn xml_response(body: String) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("application/xml")
         .body(body)
@@ -239,8 +320,17 @@ async fn delete_bucket(
 ) -> Result<HttpResponse, S3Error> {
     request.require(state, Action::DeleteBucket)?;
     let record = existing_bucket(state, name)?;
+    if !state.objects.is_empty(name) {
+        return Err(request.error(
+            S3ErrorKind::BucketNotEmpty,
+            "the bucket you tried to delete is not empty",
+        ));
+    }
     match state.buckets.delete(&record.name).await {
         Ok(()) => {
+            if let Err(e) = state.objects.forget_bucket(name).await {
+                tracing::warn!(error = %e, "removing a deleted bucket's directory failed");
+            }
             tracing::info!(target: "kms_audit", event = "bucket.deleted", bucket = %name);
             Ok(HttpResponse::NoContent().finish())
         }
@@ -295,61 +385,30 @@ async fn delete_bucket_encryption(
 
 /// Checks `Content-MD5` and every `x-amz-checksum-*` given (as a header or a trailer) against the
 /// body. At least one is required, as S3 requires for PutBucketEncryption.
-fn check_integrity(request: &S3Request) -> Result<(), S3Error> {
-    let mut given: Vec<(String, String)> = request
-        .req
-        .headers()
+pub fn check_integrity(request: &S3Request) -> Result<(), S3Error> {
+    let resource = &request.resource;
+    let mut checksums =
+        Checksums::from_headers(request.req.headers()).map_err(|e| e.to_s3(resource))?;
+    // The whole body is here, so a checksum trailer counts even when x-amz-trailer did not
+    // announce it.
+    for (name, _) in request
+        .trailers
         .iter()
-        .filter(|(name, _)| {
-            name.as_str() == "content-md5" || name.as_str().starts_with("x-amz-checksum-")
-        })
-        .filter(|(name, _)| name.as_str() != "x-amz-checksum-type")
-        .map(|(name, value)| {
-            (
-                name.as_str().to_owned(),
-                String::from_utf8_lossy(value.as_bytes()).trim().to_owned(),
-            )
-        })
-        .collect();
-    given.extend(
-        request
-            .trailers
-            .iter()
-            .filter(|(n, _)| n.starts_with("x-amz-checksum-"))
-            .cloned(),
-    );
-    if given.is_empty() {
+        .filter(|(n, _)| n.starts_with("x-amz-checksum-"))
+    {
+        checksums
+            .expect_trailer(name)
+            .map_err(|e| e.to_s3(resource))?;
+    }
+    if checksums.is_empty() {
         return Err(request.error(
             S3ErrorKind::InvalidRequest,
             "Missing required header for this request: Content-MD5 or x-amz-checksum-*",
         ));
     }
-    for (name, value) in given {
-        let body = &request.body;
-        let actual = match name.as_str() {
-            "content-md5" => Md5::digest(body).to_vec(),
-            "x-amz-checksum-crc32" => crc32fast::hash(body).to_be_bytes().to_vec(),
-            "x-amz-checksum-crc32c" => crc32c::crc32c(body).to_be_bytes().to_vec(),
-            "x-amz-checksum-crc64nvme" => {
-                let mut digest = crc64fast_nvme::Digest::new();
-                digest.write(body);
-                digest.sum64().to_be_bytes().to_vec()
-            }
-            "x-amz-checksum-sha1" => Sha1::digest(body).to_vec(),
-            "x-amz-checksum-sha256" => Sha256::digest(body).to_vec(),
-            other => {
-                return Err(request.error(
-                    S3ErrorKind::InvalidRequest,
-                    format!("unsupported checksum header {other}"),
-                ))
-            }
-        };
-        if STANDARD.decode(&value).ok().as_deref() != Some(&actual[..]) {
-            return Err(request.error(
-                S3ErrorKind::BadDigest,
-                format!("the {name} you specified did not match what was received"),
-            ));
-        }
-    }
+    checksums.update(&request.body);
+    checksums
+        .verify(&request.trailers)
+        .map_err(|e| e.to_s3(resource))?;
     Ok(())
 }

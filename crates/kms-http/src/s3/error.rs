@@ -56,6 +56,26 @@ pub enum S3ErrorKind {
     RequestHeaderSectionTooLarge,
     /// The request's URI is too long.
     UriTooLong,
+    /// No such object.
+    NoSuchKey,
+    /// No such multipart upload.
+    NoSuchUpload,
+    /// The bucket still holds objects.
+    BucketNotEmpty,
+    /// The Range cannot be satisfied.
+    InvalidRange,
+    /// A precondition (`If-Match`, `If-Unmodified-Since`) failed.
+    PreconditionFailed,
+    /// `If-None-Match` or `If-Modified-Since` says the client's copy is current (no body).
+    NotModified,
+    /// A part other than the last is smaller than 5 MiB.
+    EntityTooSmall,
+    /// A part named in CompleteMultipartUpload does not exist or has another ETag.
+    InvalidPart,
+    /// The parts of CompleteMultipartUpload are not in ascending order.
+    InvalidPartOrder,
+    /// The object key is longer than 1024 bytes.
+    KeyTooLong,
     /// Anything unexpected.
     InternalError,
 }
@@ -95,6 +115,16 @@ impl S3ErrorKind {
                 (StatusCode::BAD_REQUEST, "RequestHeaderSectionTooLarge")
             }
             Self::UriTooLong => (StatusCode::URI_TOO_LONG, "RequestURITooLong"),
+            Self::NoSuchKey => (StatusCode::NOT_FOUND, "NoSuchKey"),
+            Self::NoSuchUpload => (StatusCode::NOT_FOUND, "NoSuchUpload"),
+            Self::BucketNotEmpty => (StatusCode::CONFLICT, "BucketNotEmpty"),
+            Self::InvalidRange => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange"),
+            Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "PreconditionFailed"),
+            Self::NotModified => (StatusCode::NOT_MODIFIED, "NotModified"),
+            Self::EntityTooSmall => (StatusCode::BAD_REQUEST, "EntityTooSmall"),
+            Self::InvalidPart => (StatusCode::BAD_REQUEST, "InvalidPart"),
+            Self::InvalidPartOrder => (StatusCode::BAD_REQUEST, "InvalidPartOrder"),
+            Self::KeyTooLong => (StatusCode::BAD_REQUEST, "KeyTooLongError"),
             Self::InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }
@@ -141,7 +171,8 @@ impl S3Error {
     /// The XML error response carrying the request id. `HEAD` answers carry no body.
     pub fn to_response(&self, request_id: &str, head: bool) -> HttpResponse {
         let mut builder = HttpResponse::build(self.status());
-        if head {
+        // 304 has no body by definition.
+        if head || self.kind == S3ErrorKind::NotModified {
             return builder.finish();
         }
         let xml = s3_bucket_encryption::xml::error(
@@ -184,6 +215,9 @@ impl S3Error {
             AuthError::TimeTooSkewed => S3ErrorKind::RequestTimeTooSkewed,
             AuthError::Expired => S3ErrorKind::AccessDenied,
             AuthError::ContentHashMismatch => S3ErrorKind::ContentSha256Mismatch,
+            // What S3 answers when x-amz-content-sha256 is missing, for a caller that does not
+            // fall back to reading the body whole.
+            AuthError::NeedsBufferedBody => S3ErrorKind::InvalidRequest,
         };
         Self::new(kind, e.to_string(), resource)
     }

@@ -1,9 +1,15 @@
-//! The S3 API: path-style buckets and bucket default encryption, XML over HTTP, signed for `s3`.
+//! The S3 API: path-style buckets, bucket default encryption and objects encrypted at rest,
+//! XML over HTTP, signed for `s3`.
 
+mod body;
 mod dispatch;
 mod encryption;
 mod error;
+mod multipart;
+mod objects;
+mod sse;
 
+pub use body::{BodyStream, BodyStreamError, BodySummary, Checksum, Checksums, Digests};
 pub use dispatch::dispatch;
 pub use encryption::{delete_encryption, get_encryption, put_encryption};
 pub use error::{S3Error, S3ErrorKind};
