@@ -531,3 +531,135 @@ async fn blocking<T: Send + 'static>(
         .await
         .map_err(io::Error::other)?
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write as _;
+
+    use super::*;
+    use crate::meta::{Encryption, Segment};
+
+    fn record(key: &str, file: &str, size: u64) -> ObjectMeta {
+        ObjectMeta {
+            key: key.to_owned(),
+            size,
+            etag: "e".into(),
+            last_modified: kms_core::now(),
+            headers: vec![],
+            user_metadata: vec![],
+            checksum: None,
+            encryption: Encryption::None,
+            segments: vec![Segment {
+                file: file.to_owned(),
+                part_number: 1,
+                size,
+                salt: None,
+            }],
+            layout_mac: String::new(),
+        }
+    }
+
+    fn segment_files(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".seg"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn overwrites_and_crashes_leave_only_the_segments_a_record_names() {
+        let data = tempfile::tempdir().unwrap();
+        let key = SecretBytes::new(vec![1; 32]);
+        let store = ObjectStore::open(data.path(), key.clone()).unwrap();
+        let (first, mut file) = store.create_segment("b").unwrap();
+        file.write_all(b"one").unwrap();
+        let mut meta = record("k", &first, 3);
+        store.seal_layout("b", &mut meta);
+        store.commit("b", meta).await.unwrap();
+
+        // An overwrite removes the old segment once the new record is in place.
+        let (second, mut file) = store.create_segment("b").unwrap();
+        file.write_all(b"two!").unwrap();
+        let mut meta = record("k", &second, 4);
+        store.seal_layout("b", &mut meta);
+        store.commit("b", meta.clone()).await.unwrap();
+        let bucket_dir = data.path().join("objects").join("b");
+        assert_eq!(segment_files(&bucket_dir), [second.clone()]);
+
+        // A crash between writing a segment and its record leaves an orphan; the next start
+        // removes it and keeps the committed object.
+        let (orphan, _) = store.create_segment("b").unwrap();
+        assert!(segment_files(&bucket_dir).contains(&orphan));
+        drop(store);
+        let store = ObjectStore::open(data.path(), key.clone()).unwrap();
+        assert_eq!(segment_files(&bucket_dir), [second]);
+        let read = store.get("b", "k").await.unwrap().unwrap();
+        assert_eq!(read, meta);
+        store.verify_layout("b", &read).unwrap();
+        let mut edited = read.clone();
+        edited.segments[0].size = 3;
+        edited.size = 3;
+        assert!(store.verify_layout("b", &edited).is_err());
+
+        assert!(store.delete("b", "k").await.unwrap());
+        assert!(segment_files(&bucket_dir).is_empty());
+        assert!(store.is_empty("b"));
+    }
+
+    #[tokio::test]
+    async fn a_completed_upload_becomes_an_object_and_leaves_no_upload_behind() {
+        let data = tempfile::tempdir().unwrap();
+        let store = ObjectStore::open(data.path(), SecretBytes::new(vec![2; 32])).unwrap();
+        let upload = UploadMeta {
+            upload_id: String::new(),
+            bucket: "b".into(),
+            key: "big".into(),
+            initiated: kms_core::now(),
+            headers: vec![],
+            user_metadata: vec![],
+            encryption: Encryption::None,
+        };
+        let id = store.create_upload(upload).await.unwrap();
+        assert!(store.upload("../../etc").await.unwrap().is_none());
+        let mut segments = Vec::new();
+        for (number, body) in [(1u32, b"first ".as_slice()), (2, b"second")] {
+            let (file, mut handle) = store.create_part_segment(&id).unwrap();
+            handle.write_all(body).unwrap();
+            let part = PartMeta {
+                part_number: number,
+                size: body.len() as u64,
+                etag: format!("p{number}"),
+                last_modified: kms_core::now(),
+                file: file.clone(),
+                salt: None,
+                checksum: None,
+            };
+            store.commit_part(&id, part).await.unwrap();
+            segments.push(Segment {
+                file,
+                part_number: number,
+                size: body.len() as u64,
+                salt: None,
+            });
+        }
+        assert_eq!(store.parts(&id).await.unwrap().len(), 2);
+        let mut meta = record("big", "", 12);
+        meta.segments = segments;
+        store.complete_upload(&id, "b", meta).await.unwrap();
+        assert!(store.upload(&id).await.unwrap().is_none());
+        assert_eq!(
+            fs::read_dir(data.path().join("uploads")).unwrap().count(),
+            0
+        );
+        let object = store.get("b", "big").await.unwrap().unwrap();
+        store.verify_layout("b", &object).unwrap();
+        let mut bytes = Vec::new();
+        for segment in &object.segments {
+            bytes.extend(fs::read(store.segment_path("b", &segment.file)).unwrap());
+        }
+        assert_eq!(bytes, b"first second");
+    }
+}

@@ -277,6 +277,24 @@ mod tests {
     }
 
     #[test]
+    fn a_range_opens_only_the_packages_it_touches() {
+        let data: Vec<u8> = (0..4 * PACKAGE as usize).map(|i| (i % 253) as u8).collect();
+        let (_dir, path) = written(&data, true, 4096);
+        let size = data.len() as u64;
+        // Damage package 0: a range inside packages 2..3 never reads it, so it still succeeds,
+        // and a range that touches package 0 fails.
+        let mut stored = std::fs::read(&path).unwrap();
+        stored[3] ^= 0xff;
+        std::fs::write(&path, &stored).unwrap();
+        let (start, end) = (2 * PACKAGE + 10, 3 * PACKAGE + 20);
+        let got = read(&path, true, size, start, end).unwrap();
+        assert_eq!(got, &data[start as usize..end as usize]);
+        assert!(is_tampered(
+            &read(&path, true, size, PACKAGE - 1, PACKAGE + 1).unwrap_err()
+        ));
+    }
+
+    #[test]
     fn an_empty_segment_still_carries_a_tag() {
         let (_dir, path) = written(&[], true, 1);
         assert_eq!(std::fs::metadata(&path).unwrap().len(), TAG);
