@@ -1298,3 +1298,44 @@ def test_authorization_comes_before_validation(acl):
     denied(lambda: reader.put_object(Bucket="no-such-bucket-here", Key="k", Body=b"x"))
     denied(lambda: writer.get_object(Bucket=bucket, Key="never-was", Range="bytes=5-1"))
     absent(root, bucket, "k")
+
+
+# ---- presigned URLs (how web consoles hand uploads and downloads to a browser) -----------------
+
+
+def test_presigned_urls_put_and_get_objects_under_the_bucket_default(server, s3_client,
+                                                                   make_bucket, module_key):
+    import urllib.error
+    import urllib.request
+
+    presigner = boto3_client(server, server.credentials, signature_version="s3v4")
+    bucket = make_bucket("presigned")
+    s3_client.put_bucket_encryption(Bucket=bucket,
+                                    ServerSideEncryptionConfiguration=config("aws:kms", module_key))
+    data = body_of(2 * PACKAGE + 3, "presigned")
+    put_url = presigner.generate_presigned_url(
+        "put_object", Params={"Bucket": bucket, "Key": "up load.bin"}, ExpiresIn=300)
+    assert "X-Amz-Signature=" in put_url, put_url
+    request = urllib.request.Request(put_url, data=data, method="PUT")
+    with urllib.request.urlopen(request) as answer:
+        assert answer.status == 200
+        assert answer.headers["x-amz-server-side-encryption"] == "aws:kms"
+    check_sse(s3_client.head_object(Bucket=bucket, Key="up load.bin"), Sse.kms(module_key))
+
+    get_url = presigner.generate_presigned_url(
+        "get_object", Params={"Bucket": bucket, "Key": "up load.bin",
+                              "ResponseContentType": "text/plain"}, ExpiresIn=300)
+    with urllib.request.urlopen(get_url) as answer:
+        assert answer.read() == data
+        assert answer.headers["content-type"] == "text/plain"
+    ranged = urllib.request.Request(get_url, headers={"Range": f"bytes={PACKAGE}-{PACKAGE + 9}"})
+    with urllib.request.urlopen(ranged) as answer:
+        assert answer.status == 206 and answer.read() == data[PACKAGE:PACKAGE + 10]
+
+    # A URL for another key, or a changed one, is refused.
+    tampered = get_url.replace("up%20load.bin", "other.bin")
+    try:
+        urllib.request.urlopen(tampered)
+        raise AssertionError("a tampered presigned URL was accepted")
+    except urllib.error.HTTPError as err:
+        assert err.code == 403
