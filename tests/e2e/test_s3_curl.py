@@ -167,3 +167,60 @@ def test_a_curl_upload_over_1_mib_needs_the_content_sha256_header(tools, server,
     status, text = call("PUT", f"/{bucket}/unsigned-small.bin", upload=small)
     assert status == 403 and "<Code>SignatureDoesNotMatch</Code>" in text, text
     boto_error(lambda: s3_client.head_object(Bucket=bucket, Key="unsigned-small.bin"), 404, "404")
+
+
+def test_readme_upload_copy_multipart_and_batch_delete_through_curl(tools, server,
+                                                                      root_credentials, s3_client,
+                                                                      make_bucket, tmp_path):
+    bucket = make_bucket("curl-more")
+
+    def call(method, target, body=b"", headers=None, **kwargs):
+        return curl_s3(tools.curl, server, root_credentials, method, target, body, headers,
+                       **kwargs)
+
+    # The README's upload: --upload-file with the file's SHA-256 declared, which curl signs.
+    photo = tmp_path / "cat.jpg"
+    photo.write_bytes(body_of(2 * MIB + 3, "readme upload"))
+    digest = hashlib.sha256(photo.read_bytes()).hexdigest()
+    status, text = call("PUT", f"/{bucket}/cat.jpg", upload=photo,
+                        headers={"x-amz-content-sha256": digest,
+                                 "x-amz-server-side-encryption": "aws:kms"})
+    assert status == 200, text
+    # A declared hash that is not the body's is refused, and nothing is stored.
+    status, text = call("PUT", f"/{bucket}/liar.jpg", upload=photo,
+                        headers={"x-amz-content-sha256": "0" * 64})
+    assert status == 400 and "XAmzContentSHA256Mismatch" in text, text
+    boto_error(lambda: s3_client.head_object(Bucket=bucket, Key="liar.jpg"), 404, "404")
+
+    # CopyObject with another encryption.
+    status, text = call("PUT", f"/{bucket}/copy.jpg",
+                        headers={"x-amz-copy-source": f"/{bucket}/cat.jpg",
+                                 "x-amz-server-side-encryption": "AES256"})
+    assert status == 200 and "<CopyObjectResult" in text, text
+    check_sse(s3_client.head_object(Bucket=bucket, Key="copy.jpg"), Sse.s3())
+
+    # A multipart upload of one part: create, upload, list, complete.
+    status, text = call("POST", f"/{bucket}/parts.bin?uploads",
+                        headers={"x-amz-server-side-encryption": "aws:kms"})
+    assert status == 200, text
+    upload_id = re.search(r"<UploadId>([^<]+)</UploadId>", text).group(1)
+    part = body_of(MIB - 7, "curl part")
+    status, text = call("PUT", f"/{bucket}/parts.bin?partNumber=1&uploadId={upload_id}", part)
+    assert status == 200, text
+    status, text = call("GET", f"/{bucket}/parts.bin?uploadId={upload_id}")
+    assert status == 200 and "<PartNumber>1</PartNumber>" in text, text
+    etag = re.search(r"<ETag>([^<]+)</ETag>", text).group(1)
+    complete = (f"<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag}</ETag>"
+                "</Part></CompleteMultipartUpload>").encode()
+    status, text = call("POST", f"/{bucket}/parts.bin?uploadId={upload_id}", complete)
+    assert status == 200 and "<CompleteMultipartUploadResult" in text, text
+    assert s3_client.get_object(Bucket=bucket, Key="parts.bin")["Body"].read() == part
+
+    # DeleteObjects needs Content-MD5 (or a checksum), as in S3.
+    delete = (b"<Delete><Object><Key>cat.jpg</Key></Object><Object><Key>copy.jpg</Key></Object>"
+              b"</Delete>")
+    md5 = base64.b64encode(hashlib.md5(delete).digest()).decode()
+    status, text = call("POST", f"/{bucket}?delete", delete, {"Content-MD5": md5})
+    assert status == 200 and text.count("<Deleted>") == 2, text
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=bucket).get("Contents", [])]
+    assert keys == ["parts.bin"], keys
