@@ -12,7 +12,7 @@ use super::dispatch::{xml_response, S3Request};
 use super::encryption::existing_bucket;
 use super::objects::{
     copy_data, given_checksum, internal, new_segment_cipher, object_key, open_copy_source, receive,
-    refuses_part_sse, stored_headers, upload_customer_key,
+    refuses_part_sse, report_checksum, stored_headers, upload_customer_key,
 };
 use super::sse::{self, Sealing};
 use super::{S3Error, S3ErrorKind};
@@ -66,27 +66,33 @@ pub async fn create(
         .body(documents::initiate_upload(bucket, &key, &id)))
 }
 
-/// The upload named by `uploadId`, which must belong to this bucket and key.
+/// The common start of the routes on an upload: permission, bucket, key, and the upload named
+/// by `uploadId`, which must belong to this bucket and key.
 async fn existing_upload(
     state: &AppState,
     request: &S3Request,
+    action: Action,
     bucket: &str,
-    key: &str,
-) -> Result<UploadMeta, S3Error> {
+    raw_key: &str,
+) -> Result<(String, UploadMeta), S3Error> {
+    request.require(state, action)?;
+    existing_bucket(state, bucket)?;
+    let key = object_key(request, raw_key)?;
     let id = param(request, "uploadId").unwrap_or("");
     let upload = state
         .objects
         .upload(id)
         .await
         .map_err(|e| internal(request, "reading an upload failed", e))?;
-    upload
+    let upload = upload
         .filter(|u| u.bucket == bucket && u.key == key)
         .ok_or_else(|| {
             request.error(
                 S3ErrorKind::NoSuchUpload,
                 "the upload does not exist; it may have been completed or aborted",
             )
-        })
+        })?;
+    Ok((key, upload))
 }
 
 fn part_number(request: &S3Request) -> Result<u32, S3Error> {
@@ -110,11 +116,10 @@ pub async fn upload_part(
     raw_key: &str,
     body: Option<BodyStream>,
 ) -> Result<HttpResponse, S3Error> {
+    // Permission (403) before validation (400) before lookups (404), as everywhere.
     request.require(state, Action::PutObject)?;
-    existing_bucket(state, bucket)?;
-    let key = object_key(request, raw_key)?;
     let number = part_number(request)?;
-    let upload = existing_upload(state, request, bucket, &key).await?;
+    let (key, upload) = existing_upload(state, request, Action::PutObject, bucket, raw_key).await?;
     refuses_part_sse(request)?;
     let customer = upload_customer_key(request, &upload.encryption)?;
     let copy = match body {
@@ -183,12 +188,7 @@ pub async fn upload_part(
             )));
     }
     response.insert_header(("ETag", format!("\"{}\"", part.etag)));
-    if let Some(c) = &part.checksum {
-        response.insert_header((
-            format!("x-amz-checksum-{}", c.algorithm.to_ascii_lowercase()),
-            c.value.as_str(),
-        ));
-    }
+    report_checksum(part.checksum.as_ref(), &mut response);
     Ok(response.finish())
 }
 
@@ -226,10 +226,7 @@ pub async fn complete(
     bucket: &str,
     raw_key: &str,
 ) -> Result<HttpResponse, S3Error> {
-    request.require(state, Action::PutObject)?;
-    existing_bucket(state, bucket)?;
-    let key = object_key(request, raw_key)?;
-    let upload = existing_upload(state, request, bucket, &key).await?;
+    let (key, upload) = existing_upload(state, request, Action::PutObject, bucket, raw_key).await?;
     let named = documents::parse_complete(&request.body).map_err(|e| {
         request.error(
             S3ErrorKind::MalformedXml,
@@ -324,10 +321,14 @@ pub async fn abort(
     bucket: &str,
     raw_key: &str,
 ) -> Result<HttpResponse, S3Error> {
-    request.require(state, Action::AbortMultipartUpload)?;
-    existing_bucket(state, bucket)?;
-    let key = object_key(request, raw_key)?;
-    let upload = existing_upload(state, request, bucket, &key).await?;
+    let (_, upload) = existing_upload(
+        state,
+        request,
+        Action::AbortMultipartUpload,
+        bucket,
+        raw_key,
+    )
+    .await?;
     state
         .objects
         .abort_upload(&upload.upload_id)
@@ -343,10 +344,14 @@ pub async fn list_parts(
     bucket: &str,
     raw_key: &str,
 ) -> Result<HttpResponse, S3Error> {
-    request.require(state, Action::ListMultipartUploadParts)?;
-    existing_bucket(state, bucket)?;
-    let key = object_key(request, raw_key)?;
-    let upload = existing_upload(state, request, bucket, &key).await?;
+    let (key, upload) = existing_upload(
+        state,
+        request,
+        Action::ListMultipartUploadParts,
+        bucket,
+        raw_key,
+    )
+    .await?;
     let invalid = |what: &str| request.error(S3ErrorKind::InvalidArgument, what);
     let max_parts = match param(request, "max-parts") {
         None => 1000,

@@ -172,12 +172,61 @@ pub fn given_checksum(summary: &BodySummary) -> Option<Checksum> {
     })
 }
 
-fn report_checksum(checksum: Option<&Checksum>, response: &mut HttpResponseBuilder) {
+/// Adds the `x-amz-checksum-*` header of a stored checksum.
+pub fn report_checksum(checksum: Option<&Checksum>, response: &mut HttpResponseBuilder) {
     if let Some(c) = checksum {
         response.insert_header((
             format!("x-amz-checksum-{}", c.algorithm.to_ascii_lowercase()),
             c.value.as_str(),
         ));
+    }
+}
+
+/// A single-segment object about to be committed: what the request says of it.
+struct NewObject {
+    key: String,
+    headers: Pairs,
+    user_metadata: Pairs,
+    checksum: Option<Checksum>,
+    encryption: Encryption,
+}
+
+impl NewObject {
+    /// Records the written segment as the object's data and commits the record; the segment
+    /// is discarded when that fails.
+    async fn commit(
+        self,
+        state: &AppState,
+        request: &S3Request,
+        bucket: &str,
+        file: String,
+        salt: Option<String>,
+        written: WrittenSegment,
+    ) -> Result<ObjectMeta, S3Error> {
+        let store = &state.objects;
+        let mut meta = ObjectMeta {
+            key: self.key,
+            size: written.size,
+            etag: hex::encode(written.stored_md5),
+            last_modified: kms_core::now(),
+            headers: self.headers,
+            user_metadata: self.user_metadata,
+            checksum: self.checksum,
+            encryption: self.encryption,
+            segments: vec![Segment {
+                file: file.clone(),
+                part_number: 1,
+                size: written.size,
+                salt,
+            }],
+            layout_mac: String::new(),
+        };
+        store.seal_layout(bucket, &mut meta);
+        if let Err(e) = store.commit(bucket, meta.clone()).await {
+            store.discard_segment(bucket, &file);
+            return Err(internal(request, "committing an object failed", e));
+        }
+        Ok(meta)
     }
 }
 
@@ -213,28 +262,15 @@ pub async fn put_object(
             return Err(e);
         }
     };
-    let mut meta = ObjectMeta {
+    let meta = NewObject {
         key,
-        size: written.size,
-        etag: hex::encode(written.stored_md5),
-        last_modified: kms_core::now(),
         headers: stored,
         user_metadata: user,
         checksum: given_checksum(&summary),
         encryption,
-        segments: vec![Segment {
-            file: file_name.clone(),
-            part_number: 1,
-            size: written.size,
-            salt,
-        }],
-        layout_mac: String::new(),
-    };
-    store.seal_layout(bucket, &mut meta);
-    if let Err(e) = store.commit(bucket, meta.clone()).await {
-        store.discard_segment(bucket, &file_name);
-        return Err(internal(request, "committing an object failed", e));
     }
+    .commit(state, request, bucket, file_name, salt, written)
+    .await?;
     let mut response = HttpResponse::Ok();
     response.insert_header(("ETag", format!("\"{}\"", meta.etag)));
     sse::report(&meta.encryption, request.req.headers(), &mut response);
@@ -942,28 +978,15 @@ pub async fn copy_object(
             return Err(e);
         }
     };
-    let mut meta = ObjectMeta {
+    let meta = NewObject {
         key,
-        size: written.size,
-        etag: hex::encode(written.stored_md5),
-        last_modified: kms_core::now(),
         headers: stored,
         user_metadata: user,
         checksum: source.meta.checksum.clone(),
         encryption,
-        segments: vec![Segment {
-            file: file_name.clone(),
-            part_number: 1,
-            size: written.size,
-            salt,
-        }],
-        layout_mac: String::new(),
-    };
-    store.seal_layout(bucket, &mut meta);
-    if let Err(e) = store.commit(bucket, meta.clone()).await {
-        store.discard_segment(bucket, &file_name);
-        return Err(internal(request, "committing an object failed", e));
     }
+    .commit(state, request, bucket, file_name, salt, written)
+    .await?;
     let mut response = HttpResponse::Ok();
     sse::report(&meta.encryption, request.req.headers(), &mut response);
     Ok(response
