@@ -1339,3 +1339,42 @@ def test_presigned_urls_put_and_get_objects_under_the_bucket_default(server, s3_
         raise AssertionError("a tampered presigned URL was accepted")
     except urllib.error.HTTPError as err:
         assert err.code == 403
+
+
+# ---- UploadPartCopy (how `aws s3 cp s3://… s3://…` copies large objects) -----------------------
+
+
+def test_upload_part_copy_re_encrypts_ranges_of_another_object(s3_client, make_bucket,
+                                                              module_key):
+    bucket = make_bucket("partcopy")
+    source_sse = Sse.c(CUSTOMER_KEY)
+    source = body_of(MIN_PART + 3 * PACKAGE + 5, "part copy source")
+    s3_client.put_object(Bucket=bucket, Key="source.bin", Body=source, **source_sse.put_args())
+    target_sse = Sse.kms(module_key)
+    upload = s3_client.create_multipart_upload(Bucket=bucket, Key="target.bin",
+                                               **target_sse.put_args())["UploadId"]
+    # Part 1: the first MIN_PART bytes; part 2: a range crossing package boundaries.
+    ranges = [(0, MIN_PART - 1), (PACKAGE - 7, 3 * PACKAGE + 2)]
+    done = []
+    for number, (first, last) in enumerate(ranges, start=1):
+        answer = s3_client.upload_part_copy(
+            Bucket=bucket, Key="target.bin", UploadId=upload, PartNumber=number,
+            CopySource={"Bucket": bucket, "Key": "source.bin"},
+            CopySourceRange=f"bytes={first}-{last}", **source_sse.copy_source_args())
+        done.append({"PartNumber": number, "ETag": answer["CopyPartResult"]["ETag"]})
+    # Without the source's SSE-C key the copy is refused.
+    boto_error(lambda: s3_client.upload_part_copy(
+        Bucket=bucket, Key="target.bin", UploadId=upload, PartNumber=3,
+        CopySource={"Bucket": bucket, "Key": "source.bin"}), 400, "InvalidRequest")
+    # A range past the source's end is refused.
+    boto_error(lambda: s3_client.upload_part_copy(
+        Bucket=bucket, Key="target.bin", UploadId=upload, PartNumber=3,
+        CopySource={"Bucket": bucket, "Key": "source.bin"},
+        CopySourceRange=f"bytes=0-{len(source)}", **source_sse.copy_source_args()),
+        400, "InvalidArgument")
+    s3_client.complete_multipart_upload(Bucket=bucket, Key="target.bin", UploadId=upload,
+                                        MultipartUpload={"Parts": done})
+    expected = b"".join(source[first:last + 1] for first, last in ranges)
+    got = s3_client.get_object(Bucket=bucket, Key="target.bin")
+    check_sse(got, target_sse)
+    assert got["Body"].read() == expected
