@@ -1378,3 +1378,19 @@ def test_upload_part_copy_re_encrypts_ranges_of_another_object(s3_client, make_b
     got = s3_client.get_object(Bucket=bucket, Key="target.bin")
     check_sse(got, target_sse)
     assert got["Body"].read() == expected
+
+
+def test_list_multipart_uploads_shows_uploads_until_they_end(s3_client, make_bucket):
+    bucket = make_bucket("listuploads")
+    ids = {key: s3_client.create_multipart_upload(Bucket=bucket, Key=key)["UploadId"]
+           for key in ("b/second", "a first")}
+    listed = s3_client.list_multipart_uploads(Bucket=bucket)
+    assert [(u["Key"], u["UploadId"]) for u in listed["Uploads"]] == [
+        ("a first", ids["a first"]), ("b/second", ids["b/second"])], listed
+    s3_client.abort_multipart_upload(Bucket=bucket, Key="a first", UploadId=ids["a first"])
+    part = s3_client.upload_part(Bucket=bucket, Key="b/second", UploadId=ids["b/second"],
+                                 PartNumber=1, Body=b"tail")
+    s3_client.complete_multipart_upload(
+        Bucket=bucket, Key="b/second", UploadId=ids["b/second"],
+        MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
+    assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=bucket)
