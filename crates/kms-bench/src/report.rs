@@ -40,6 +40,14 @@ pub mod op {
     pub const TRANSIT_ENCRYPT: &str = "encrypt (Vault backend's call)";
     /// `GET /{bucket}?encryption`.
     pub const BUCKET_ENCRYPTION: &str = "get-bucket-encryption";
+    /// GetObject of 1 MiB stored under SSE-KMS (the bucket default).
+    pub const GET_OBJECT_KMS: &str = "get-object 1 MiB, SSE-KMS";
+    /// GetObject of 1 MiB stored unencrypted: the reference for the cost of encryption.
+    pub const GET_OBJECT_PLAIN: &str = "get-object 1 MiB, unencrypted";
+    /// PutObject of 1 MiB under SSE-KMS (one data key per object).
+    pub const PUT_OBJECT_KMS: &str = "put-object 1 MiB, SSE-KMS";
+    /// PutObject of 1 MiB unencrypted.
+    pub const PUT_OBJECT_PLAIN: &str = "put-object 1 MiB, unencrypted";
 }
 
 /// One point: one operation against one server at one concurrency.

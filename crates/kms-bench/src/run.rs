@@ -29,6 +29,10 @@ use crate::targets;
 
 const ADMIN: &str = "/rustfs/admin/v3";
 const BUCKET: &str = "bench-bucket";
+/// A bucket without default encryption, for the unencrypted object points.
+const PLAIN_BUCKET: &str = "bench-plain";
+/// The size of the objects of the object points.
+const OBJECT_SIZE: usize = 1024 * 1024;
 const MIB: f64 = 1024.0;
 /// Work directories (and log names) of the two local servers.
 const FEW_KEYS_DIR: &str = "few-keys";
@@ -453,6 +457,8 @@ impl Bench {
         )
         .await;
 
+        self.object_points(target, &concs).await?;
+
         self.random_key_points(target, group::FEW_KEYS, &fixture)
             .await;
         scale.rss_after_load_mib = server.proc.rss_kib().unwrap_or(0) as f64 / MIB;
@@ -465,6 +471,38 @@ impl Bench {
         // Back to the default configuration for the paired comparisons.
         self.reconfigure(server.addr, true).await?;
         Ok((server, fixture, scale))
+    }
+
+    /// 1 MiB objects through the S3 API, under SSE-KMS (the bench bucket's default, so one
+    /// data key per PUT and one unwrap per GET) and unencrypted (a bucket without default), so
+    /// the report shows what encryption at rest costs on the same server.
+    async fn object_points(&mut self, target: Target, concs: &[usize]) -> Result<()> {
+        let mut client = Client::new(target.addr, self.signer.clone());
+        client
+            .expect_ok(&Req::get(format!("/{PLAIN_BUCKET}"), Auth::S3).with_method(Method::PUT))
+            .await?;
+        let body = object_body();
+        for bucket in [BUCKET, PLAIN_BUCKET] {
+            client.expect_ok(&put_object(bucket, "hot", &body)).await?;
+        }
+        let g = group::LOCAL;
+        for (operation, bucket) in [
+            (op::GET_OBJECT_KMS, BUCKET),
+            (op::GET_OBJECT_PLAIN, PLAIN_BUCKET),
+        ] {
+            let route = "GET /{bucket}/{key} (s3)";
+            let get = constant(Req::get(format!("/{bucket}/hot"), Auth::S3));
+            self.points(target, (g, operation, route), concs, get).await;
+        }
+        for (operation, bucket) in [
+            (op::PUT_OBJECT_KMS, BUCKET),
+            (op::PUT_OBJECT_PLAIN, PLAIN_BUCKET),
+        ] {
+            let route = "PUT /{bucket}/{key} (s3)";
+            let put = constant(put_object(bucket, "written", &body));
+            self.points(target, (g, operation, route), concs, put).await;
+        }
+        Ok(())
     }
 
     /// The scale server: local backend, many keys.
@@ -882,6 +920,21 @@ fn list(markers: Arc<Vec<Option<String>>>) -> Workload {
         };
         Req::get(path, Auth::Admin)
     })
+}
+
+fn object_body() -> bytes::Bytes {
+    let mut rng = seeded();
+    (0..OBJECT_SIZE).map(|_| rng.gen::<u8>()).collect()
+}
+
+fn put_object(bucket: &str, key: &str, body: &bytes::Bytes) -> Req {
+    Req {
+        method: Method::PUT,
+        path: format!("/{bucket}/{key}"),
+        body: body.clone(),
+        headers: Vec::new(),
+        auth: Auth::S3,
+    }
 }
 
 fn bucket_encryption() -> Workload {

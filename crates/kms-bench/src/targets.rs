@@ -160,6 +160,20 @@ fn ratios(r: &Report) -> Vec<Target> {
             TARGET_CONCURRENCY,
         ),
     );
+    for (encrypted, plain) in [
+        (op::GET_OBJECT_KMS, op::GET_OBJECT_PLAIN),
+        (op::PUT_OBJECT_KMS, op::PUT_OBJECT_PLAIN),
+    ] {
+        ratio(
+            format!("{encrypted} ÷ unencrypted, req/s at c={TARGET_CONCURRENCY}"),
+            rps_ratio(
+                r,
+                (group::LOCAL, encrypted),
+                (group::LOCAL, plain),
+                TARGET_CONCURRENCY,
+            ),
+        );
+    }
     for operation in [op::GENERATE, op::DECRYPT, op::DESCRIBE] {
         ratio(
             format!("cache off ÷ cache on, {operation} req/s at c={TARGET_CONCURRENCY}"),

@@ -17,8 +17,9 @@ pub struct ObjectMeta {
     pub key: String,
     /// Plaintext size in bytes.
     pub size: u64,
-    /// The entity tag, without quotes: the MD5 of the stored bytes (so the plaintext MD5 only for
-    /// unencrypted objects), or `<md5 of the part tags>-N` for a multipart object.
+    /// The entity tag, without quotes: the plaintext MD5 for unencrypted objects, the MD5 of the
+    /// packages' tags for encrypted ones ([`crate::WrittenSegment`]), or `<md5 of the part
+    /// tags>-N` for a multipart object.
     pub etag: String,
     /// When it was written.
     pub last_modified: DateTime<Utc>,

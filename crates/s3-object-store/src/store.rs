@@ -587,7 +587,7 @@ mod tests {
         store.seal_layout("b", &mut meta);
         store.commit("b", meta.clone()).await.unwrap();
         let bucket_dir = data.path().join("objects").join("b");
-        assert_eq!(segment_files(&bucket_dir), [second.clone()]);
+        assert_eq!(segment_files(&bucket_dir), std::slice::from_ref(&second));
 
         // A crash between writing a segment and its record leaves an orphan; the next start
         // removes it and keeps the committed object.

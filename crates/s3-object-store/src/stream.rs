@@ -24,7 +24,10 @@ pub struct SegmentWriter {
 pub struct WrittenSegment {
     /// Plaintext bytes.
     pub size: u64,
-    /// MD5 of the bytes on disk: for an unencrypted segment, of the plaintext.
+    /// The MD5 the segment's ETag is made of: of the plaintext for an unencrypted segment (as
+    /// S3), of the packages' GCM tags for a sealed one. The tags authenticate every byte on disk
+    /// under a key no other segment shares, so they identify the stored bytes as well as a hash
+    /// of them would, at 16 bytes hashed per 64 KiB package.
     pub stored_md5: [u8; 16],
 }
 
@@ -55,7 +58,7 @@ impl SegmentWriter {
                 let sealed = cipher.seal(self.index, false, &self.pending);
                 self.index += 1;
                 self.pending.clear();
-                self.stored_md5.update(&sealed);
+                self.stored_md5.update(tag_of(&sealed));
                 self.out.write_all(&sealed)?;
             }
             let room = PACKAGE as usize - self.pending.len();
@@ -70,7 +73,7 @@ impl SegmentWriter {
     pub fn finish(mut self) -> io::Result<WrittenSegment> {
         if let Some(cipher) = &self.cipher {
             let sealed = cipher.seal(self.index, true, &self.pending);
-            self.stored_md5.update(&sealed);
+            self.stored_md5.update(tag_of(&sealed));
             self.out.write_all(&sealed)?;
         }
         let file = self.out.into_inner().map_err(|e| e.into_error())?;
@@ -80,6 +83,11 @@ impl SegmentWriter {
             stored_md5: self.stored_md5.finalize().into(),
         })
     }
+}
+
+/// The GCM tag at the end of a sealed package.
+fn tag_of(sealed: &[u8]) -> &[u8] {
+    &sealed[sealed.len() - crate::package::TAG as usize..]
 }
 
 /// Reads plaintext bytes `start..end` of a segment of `size` plaintext bytes, handing them to

@@ -215,10 +215,10 @@ struct Expected {
 }
 
 /// The integrity values a request gives for its body (`Content-MD5`, `x-amz-checksum-*` headers
-/// and trailers), computed incrementally over the body and verified at its end. The MD5 is
-/// always computed, given or not: it is the ETag of an object.
+/// and trailers), computed incrementally over the body and verified at its end. Only what was
+/// given is computed: the MD5 only with `Content-MD5` (object ETags come from the stored bytes).
 pub struct Checksums {
-    md5: Md5,
+    md5: Option<Md5>,
     content_md5: Vec<String>,
     expected: Vec<Expected>,
     hashers: Vec<(ChecksumAlgorithm, Hasher)>,
@@ -227,8 +227,8 @@ pub struct Checksums {
 /// What [`Checksums::verify`] computed.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Digests {
-    /// The MD5 of the body.
-    pub md5: [u8; 16],
+    /// The MD5 of the body, when `Content-MD5` was given.
+    pub md5: Option<[u8; 16]>,
     /// The first `x-amz-checksum-*` given, as a header or a trailer.
     pub checksum: Option<Checksum>,
 }
@@ -236,7 +236,7 @@ pub struct Digests {
 impl Checksums {
     fn new() -> Self {
         Self {
-            md5: Md5::new(),
+            md5: None,
             content_md5: Vec::new(),
             expected: Vec::new(),
             hashers: Vec::new(),
@@ -252,6 +252,7 @@ impl Checksums {
             let name = name.as_str();
             let value = || String::from_utf8_lossy(value.as_bytes()).trim().to_owned();
             if name == "content-md5" {
+                checksums.md5.get_or_insert_with(Md5::new);
                 checksums.content_md5.push(value());
             } else if name.starts_with(CHECKSUM_PREFIX) && name != "x-amz-checksum-type" {
                 let algorithm = ChecksumAlgorithm::from_header(name)
@@ -306,7 +307,9 @@ impl Checksums {
 
     /// Adds the next piece of the body.
     pub fn update(&mut self, data: &[u8]) {
-        self.md5.update(data);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(data);
+        }
         for (_, hasher) in &mut self.hashers {
             hasher.update(data);
         }
@@ -316,9 +319,11 @@ impl Checksums {
     /// lower case). A bad base64 or a mismatch is `BadDigest`; a checksum trailer announced but
     /// missing, or present but not announced, is `InvalidRequest`.
     pub fn verify(self, trailers: &[(String, String)]) -> Result<Digests, BodyStreamError> {
-        let md5: [u8; 16] = self.md5.finalize().into();
-        for given in &self.content_md5 {
-            check_digest(given, &md5, "content-md5")?;
+        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
+        if let Some(md5) = &md5 {
+            for given in &self.content_md5 {
+                check_digest(given, md5, "content-md5")?;
+            }
         }
         for (name, _) in trailers
             .iter()
@@ -378,8 +383,8 @@ fn check_digest(given: &str, actual: &[u8], header: &str) -> Result<(), BodyStre
 pub struct BodySummary {
     /// The length of the decoded body.
     pub length: u64,
-    /// The MD5 of the decoded body, always computed: the ETag of an object.
-    pub md5: [u8; 16],
+    /// The MD5 of the decoded body, when `Content-MD5` was given.
+    pub md5: Option<[u8; 16]>,
     /// The first `x-amz-checksum-*` given, as a header or a trailer, now verified.
     pub checksum: Option<Checksum>,
     /// The trailers of an `aws-chunked` body, names lower case, without the trailer signature.
@@ -869,7 +874,7 @@ mod tests {
         let (decoded, summary) = whole.clone().unwrap();
         assert_eq!(decoded, data);
         assert_eq!(summary.length, 200);
-        assert_eq!(summary.md5, <[u8; 16]>::from(Md5::digest(&data)));
+        assert_eq!(summary.md5, None, "no Content-MD5, no MD5 computed");
         let checksum = summary.checksum.unwrap();
         assert_eq!(
             (checksum.algorithm, checksum.value),
@@ -1071,11 +1076,14 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn content_md5_is_verified_and_the_md5_always_computed() {
-        let none = HeaderMap::new();
-        let plain = read(&none, Payload::Plain, vec![CHECK_INPUT.to_vec()], LIMIT);
+    async fn content_md5_is_verified_when_given() {
+        let good = header_map(&[("content-md5", CHECK_MD5)]);
+        let plain = read(&good, Payload::Plain, vec![CHECK_INPUT.to_vec()], LIMIT);
         let (_, summary) = plain.await.unwrap();
-        assert_eq!(STANDARD.encode(summary.md5), CHECK_MD5);
+        assert_eq!(
+            summary.md5.map(|m| STANDARD.encode(m)).as_deref(),
+            Some(CHECK_MD5)
+        );
         assert_eq!(summary.checksum, None);
 
         let headers = header_map(&[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")]);
