@@ -16,5 +16,5 @@ pub mod stream;
 pub use listing::{ListQuery, Listing};
 pub use meta::{Checksum, Encryption, ObjectMeta, PartMeta, Segment, UploadMeta};
 pub use package::{SegmentCipher, Tampered};
-pub use store::{ObjectStore, Summary};
+pub use store::{ObjectStore, PendingSegment, Summary};
 pub use stream::{is_tampered, read_segment, SegmentWriter, WrittenSegment};

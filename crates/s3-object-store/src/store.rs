@@ -101,16 +101,11 @@ impl ObjectStore {
         self.bucket_dir(bucket).join(file)
     }
 
-    /// Creates a new, empty segment file for an object of `bucket`: its name and the file.
-    pub fn create_segment(&self, bucket: &str) -> io::Result<(String, File)> {
+    /// Creates a new, empty segment file for an object of `bucket`.
+    pub fn create_segment(&self, bucket: &str) -> io::Result<(PendingSegment, File)> {
         let dir = self.bucket_dir(bucket);
         ensure_private_dir(&dir)?;
         new_segment_file(&dir)
-    }
-
-    /// Removes a segment file that will not be committed (a failed or refused upload).
-    pub fn discard_segment(&self, bucket: &str, file: &str) {
-        let _ = fs::remove_file(self.segment_path(bucket, file));
     }
 
     /// The layout MAC for a record about to be committed.
@@ -124,8 +119,27 @@ impl ObjectStore {
     }
 
     /// Makes `meta` (layout MAC set with [`Self::seal_layout`]) the object's current record,
-    /// replacing any earlier one, whose segments are then removed.
-    pub async fn commit(&self, bucket: &str, meta: ObjectMeta) -> io::Result<()> {
+    /// replacing any earlier one, whose segments are then removed. Like every change here, it
+    /// runs to its end on a task of its own, even when the request that asked for it is dropped,
+    /// so the files and the index never disagree.
+    /// `segment` is the new segment file: kept when the record is written, removed otherwise.
+    pub async fn commit(
+        self: &Arc<Self>,
+        bucket: &str,
+        meta: ObjectMeta,
+        segment: PendingSegment,
+    ) -> io::Result<()> {
+        let this = Arc::clone(self);
+        let bucket = bucket.to_owned();
+        detached(async move {
+            this.commit_now(&bucket, meta).await?;
+            segment.keep();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit_now(&self, bucket: &str, meta: ObjectMeta) -> io::Result<()> {
         let _commit = self.commits.lock().await;
         let path = self.record_path(bucket, &meta.key);
         let dir = self.bucket_dir(bucket);
@@ -173,7 +187,13 @@ impl ObjectStore {
     }
 
     /// Deletes an object; `false` when there was none.
-    pub async fn delete(&self, bucket: &str, key: &str) -> io::Result<bool> {
+    pub async fn delete(self: &Arc<Self>, bucket: &str, key: &str) -> io::Result<bool> {
+        let this = Arc::clone(self);
+        let (bucket, key) = (bucket.to_owned(), key.to_owned());
+        detached(async move { this.delete_now(&bucket, &key).await }).await
+    }
+
+    async fn delete_now(&self, bucket: &str, key: &str) -> io::Result<bool> {
         let _commit = self.commits.lock().await;
         if self.summary(bucket, key).is_none() {
             return Ok(false);
@@ -286,21 +306,31 @@ impl ObjectStore {
     }
 
     /// Creates a new, empty segment file for a part of an upload.
-    pub fn create_part_segment(&self, upload_id: &str) -> io::Result<(String, File)> {
+    pub fn create_part_segment(&self, upload_id: &str) -> io::Result<(PendingSegment, File)> {
         let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
         new_segment_file(&dir)
     }
 
-    /// Removes a part segment that will not be committed.
-    pub fn discard_part_segment(&self, upload_id: &str, file: &str) {
-        if let Some(dir) = self.upload_dir(upload_id) {
-            let _ = fs::remove_file(dir.join(file));
-        }
-    }
-
     /// Records an uploaded part, replacing an earlier upload of the same number. Fails with
     /// `NotFound` when the upload was completed or aborted meanwhile.
-    pub async fn commit_part(&self, upload_id: &str, part: PartMeta) -> io::Result<()> {
+    /// `segment` is the part's file: kept when the record is written, removed otherwise.
+    pub async fn commit_part(
+        self: &Arc<Self>,
+        upload_id: &str,
+        part: PartMeta,
+        segment: PendingSegment,
+    ) -> io::Result<()> {
+        let this = Arc::clone(self);
+        let upload_id = upload_id.to_owned();
+        detached(async move {
+            this.commit_part_now(&upload_id, part).await?;
+            segment.keep();
+            Ok(())
+        })
+        .await
+    }
+
+    async fn commit_part_now(&self, upload_id: &str, part: PartMeta) -> io::Result<()> {
         let _commit = self.commits.lock().await;
         let dir = self.upload_dir(upload_id).ok_or_else(no_upload)?;
         let bytes = serde_json::to_vec_pretty(&part).map_err(io::Error::other)?;
@@ -329,6 +359,17 @@ impl ObjectStore {
     /// Completes an upload: `meta`'s segments name part segment files of the upload; they are
     /// linked into the bucket, the record is sealed and committed, the upload removed.
     pub async fn complete_upload(
+        self: &Arc<Self>,
+        upload_id: &str,
+        bucket: &str,
+        meta: ObjectMeta,
+    ) -> io::Result<()> {
+        let this = Arc::clone(self);
+        let (upload_id, bucket) = (upload_id.to_owned(), bucket.to_owned());
+        detached(async move { this.complete_now(&upload_id, &bucket, meta).await }).await
+    }
+
+    async fn complete_now(
         &self,
         upload_id: &str,
         bucket: &str,
@@ -350,12 +391,18 @@ impl ObjectStore {
         .await?;
         meta.segments = segments;
         self.seal_layout(bucket, &mut meta);
-        self.commit(bucket, meta).await?;
-        self.abort_upload(upload_id).await.map(|_| ())
+        self.commit_now(bucket, meta).await?;
+        self.abort_now(upload_id).await.map(|_| ())
     }
 
     /// Removes an upload and its parts; `false` when there was none.
-    pub async fn abort_upload(&self, upload_id: &str) -> io::Result<bool> {
+    pub async fn abort_upload(self: &Arc<Self>, upload_id: &str) -> io::Result<bool> {
+        let this = Arc::clone(self);
+        let upload_id = upload_id.to_owned();
+        detached(async move { this.abort_now(&upload_id).await }).await
+    }
+
+    async fn abort_now(&self, upload_id: &str) -> io::Result<bool> {
         let _commit = self.commits.lock().await;
         let Some(dir) = self.upload_dir(upload_id) else {
             return Ok(false);
@@ -406,14 +453,50 @@ fn no_upload() -> io::Error {
     io::Error::new(io::ErrorKind::NotFound, "no such upload")
 }
 
-fn new_segment_file(dir: &Path) -> io::Result<(String, File)> {
+/// A segment file being written, removed when dropped unless [`PendingSegment::keep`] was
+/// called: a request that fails, is refused, or is abandoned mid-body (the client went away and
+/// its future was dropped) leaves no file behind.
+#[derive(Debug)]
+pub struct PendingSegment {
+    name: String,
+    path: PathBuf,
+    kept: bool,
+}
+
+impl PendingSegment {
+    /// The file's name, for the record that will name it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Keeps the file: its record is written.
+    fn keep(mut self) {
+        self.kept = true;
+    }
+}
+
+impl Drop for PendingSegment {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+fn new_segment_file(dir: &Path) -> io::Result<(PendingSegment, File)> {
     let name = format!("{}.seg", uuid::Uuid::new_v4().simple());
+    let path = dir.join(&name);
     let file = OpenOptions::new()
         .write(true)
         .create_new(true)
         .mode(0o600)
-        .open(dir.join(&name))?;
-    Ok((name, file))
+        .open(&path)?;
+    let pending = PendingSegment {
+        name,
+        path,
+        kept: false,
+    };
+    Ok((pending, file))
 }
 
 fn read_record(path: &Path) -> io::Result<Option<ObjectMeta>> {
@@ -523,6 +606,14 @@ fn clean_upload_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Runs a change on a task of its own and waits for it: dropping the waiting future does not
+/// stop the change.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = io::Result<T>> + Send + 'static,
+) -> io::Result<T> {
+    tokio::spawn(change).await.map_err(io::Error::other)?
+}
+
 /// Runs file I/O off the async workers.
 async fn blocking<T: Send + 'static>(
     work: impl FnOnce() -> io::Result<T> + Send + 'static,
@@ -576,23 +667,31 @@ mod tests {
         let store = ObjectStore::open(data.path(), key.clone()).unwrap();
         let (first, mut file) = store.create_segment("b").unwrap();
         file.write_all(b"one").unwrap();
-        let mut meta = record("k", &first, 3);
+        let mut meta = record("k", first.name(), 3);
         store.seal_layout("b", &mut meta);
-        store.commit("b", meta).await.unwrap();
+        store.commit("b", meta, first).await.unwrap();
 
         // An overwrite removes the old segment once the new record is in place.
-        let (second, mut file) = store.create_segment("b").unwrap();
+        let (pending, mut file) = store.create_segment("b").unwrap();
         file.write_all(b"two!").unwrap();
+        let second = pending.name().to_owned();
         let mut meta = record("k", &second, 4);
         store.seal_layout("b", &mut meta);
-        store.commit("b", meta.clone()).await.unwrap();
+        store.commit("b", meta.clone(), pending).await.unwrap();
         let bucket_dir = data.path().join("objects").join("b");
         assert_eq!(segment_files(&bucket_dir), std::slice::from_ref(&second));
 
         // A crash between writing a segment and its record leaves an orphan; the next start
         // removes it and keeps the committed object.
-        let (orphan, _) = store.create_segment("b").unwrap();
+        let (pending, _) = store.create_segment("b").unwrap();
+        let orphan = pending.name().to_owned();
+        std::mem::forget(pending); // as if the process died before its drop
         assert!(segment_files(&bucket_dir).contains(&orphan));
+        // A segment whose request fails is removed at once.
+        let (failed, _) = store.create_segment("b").unwrap();
+        let failed_name = failed.name().to_owned();
+        drop(failed);
+        assert!(!segment_files(&bucket_dir).contains(&failed_name));
         drop(store);
         let store = ObjectStore::open(data.path(), key.clone()).unwrap();
         assert_eq!(segment_files(&bucket_dir), [second]);
@@ -626,8 +725,9 @@ mod tests {
         assert!(store.upload("../../etc").await.unwrap().is_none());
         let mut segments = Vec::new();
         for (number, body) in [(1u32, b"first ".as_slice()), (2, b"second")] {
-            let (file, mut handle) = store.create_part_segment(&id).unwrap();
+            let (pending, mut handle) = store.create_part_segment(&id).unwrap();
             handle.write_all(body).unwrap();
+            let file = pending.name().to_owned();
             let part = PartMeta {
                 part_number: number,
                 size: body.len() as u64,
@@ -637,7 +737,7 @@ mod tests {
                 salt: None,
                 checksum: None,
             };
-            store.commit_part(&id, part).await.unwrap();
+            store.commit_part(&id, part, pending).await.unwrap();
             segments.push(Segment {
                 file,
                 part_number: number,

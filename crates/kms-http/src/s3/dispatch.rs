@@ -351,7 +351,7 @@ async fn put_bucket_encryption(
 ) -> Result<HttpResponse, S3Error> {
     request.require(state, Action::PutEncryptionConfiguration)?;
     existing_bucket(state, name)?;
-    check_integrity(request)?;
+    check_integrity(request, true)?;
     let config = EncryptionConfig::from_xml(&request.body).map_err(|e| match e {
         ConfigError::Malformed(why) => request.error(
             S3ErrorKind::MalformedXml,
@@ -384,8 +384,9 @@ async fn delete_bucket_encryption(
 }
 
 /// Checks `Content-MD5` and every `x-amz-checksum-*` given (as a header or a trailer) against the
-/// body. At least one is required, as S3 requires for PutBucketEncryption.
-pub fn check_integrity(request: &S3Request) -> Result<(), S3Error> {
+/// whole body. When `required`, at least one must be given, as S3 requires for
+/// PutBucketEncryption and DeleteObjects.
+pub fn check_integrity(request: &S3Request, required: bool) -> Result<(), S3Error> {
     let resource = &request.resource;
     let mut checksums =
         Checksums::from_headers(request.req.headers()).map_err(|e| e.to_s3(resource))?;
@@ -400,7 +401,7 @@ pub fn check_integrity(request: &S3Request) -> Result<(), S3Error> {
             .expect_trailer(name)
             .map_err(|e| e.to_s3(resource))?;
     }
-    if checksums.is_empty() {
+    if checksums.is_empty() && required {
         return Err(request.error(
             S3ErrorKind::InvalidRequest,
             "Missing required header for this request: Content-MD5 or x-amz-checksum-*",

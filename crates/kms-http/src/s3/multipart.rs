@@ -137,40 +137,36 @@ pub async fn upload_part(
     .await?;
     let store = &state.objects;
     let id = upload.upload_id.as_str();
-    let (file_name, file) = store
+    let copy_range = match &copy {
+        Some(source) => Some(copy_range(request, source.object.meta.size)?),
+        None => None,
+    };
+    let (segment, file) = store
         .create_part_segment(id)
         .map_err(|e| internal(request, "creating a part segment failed", e))?;
     let (cipher, salt) = new_segment_cipher(object_key.as_ref(), number);
-    let received = match (&copy, body) {
-        (Some(source), _) => {
-            let range = copy_range(request, source.meta.size)?;
-            copy_data(state, request, source, range, file, cipher)
-                .await
-                .map(|written| (written, None))
+    // On any error `segment` is dropped, which removes its file.
+    let (written, checksum) = match (&copy, copy_range, body) {
+        (Some(source), Some(range), _) => {
+            let written = copy_data(state, request, source, range, file, cipher).await?;
+            (written, None)
         }
-        (None, Some(mut body)) => receive(request, &mut body, file, cipher)
-            .await
-            .map(|(written, summary)| (written, given_checksum(&summary))),
-        (None, None) => unreachable!("a part without a body is a copy"),
-    };
-    let (written, checksum) = match received {
-        Ok(done) => done,
-        Err(e) => {
-            store.discard_part_segment(id, &file_name);
-            return Err(e);
+        (_, _, Some(mut body)) => {
+            let (written, summary) = receive(request, &mut body, file, cipher).await?;
+            (written, given_checksum(&summary))
         }
+        _ => unreachable!("a part without a body is a copy"),
     };
     let part = PartMeta {
         part_number: number,
         size: written.size,
         etag: hex::encode(written.stored_md5),
         last_modified: kms_core::now(),
-        file: file_name.clone(),
+        file: segment.name().to_owned(),
         salt,
         checksum,
     };
-    if let Err(e) = store.commit_part(id, part.clone()).await {
-        store.discard_part_segment(id, &file_name);
+    if let Err(e) = store.commit_part(id, part.clone(), segment).await {
         if e.kind() == std::io::ErrorKind::NotFound {
             return Err(request.error(S3ErrorKind::NoSuchUpload, "the upload does not exist"));
         }
@@ -227,6 +223,7 @@ pub async fn complete(
     raw_key: &str,
 ) -> Result<HttpResponse, S3Error> {
     let (key, upload) = existing_upload(state, request, Action::PutObject, bucket, raw_key).await?;
+    super::dispatch::check_integrity(request, false)?;
     let named = documents::parse_complete(&request.body).map_err(|e| {
         request.error(
             S3ErrorKind::MalformedXml,

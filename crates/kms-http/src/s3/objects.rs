@@ -6,7 +6,7 @@ use std::io;
 use std::sync::Arc;
 
 use actix_web::body::SizedStream;
-use actix_web::http::header::HeaderMap;
+use actix_web::http::header::{HeaderMap, HeaderValue};
 use actix_web::http::StatusCode;
 use actix_web::web::Bytes;
 use actix_web::{HttpResponse, HttpResponseBuilder};
@@ -19,8 +19,8 @@ use s3_bucket_encryption::objects::{self as documents, ListVersion, ListedObject
 use s3_bucket_encryption::BucketRecord;
 use s3_object_store::package::SALT_LEN;
 use s3_object_store::{
-    is_tampered, read_segment, Checksum, Encryption, ListQuery, ObjectMeta, ObjectStore, Segment,
-    SegmentCipher, SegmentWriter, WrittenSegment,
+    is_tampered, read_segment, Checksum, Encryption, ListQuery, ObjectMeta, ObjectStore,
+    PendingSegment, Segment, SegmentCipher, SegmentWriter, WrittenSegment,
 };
 use tokio::sync::mpsc;
 
@@ -193,13 +193,13 @@ struct NewObject {
 
 impl NewObject {
     /// Records the written segment as the object's data and commits the record; the segment
-    /// is discarded when that fails.
+    /// is removed when that fails.
     async fn commit(
         self,
         state: &AppState,
         request: &S3Request,
         bucket: &str,
-        file: String,
+        segment: PendingSegment,
         salt: Option<String>,
         written: WrittenSegment,
     ) -> Result<ObjectMeta, S3Error> {
@@ -214,7 +214,7 @@ impl NewObject {
             checksum: self.checksum,
             encryption: self.encryption,
             segments: vec![Segment {
-                file: file.clone(),
+                file: segment.name().to_owned(),
                 part_number: 1,
                 size: written.size,
                 salt,
@@ -222,10 +222,10 @@ impl NewObject {
             layout_mac: String::new(),
         };
         store.seal_layout(bucket, &mut meta);
-        if let Err(e) = store.commit(bucket, meta.clone()).await {
-            store.discard_segment(bucket, &file);
-            return Err(internal(request, "committing an object failed", e));
-        }
+        store
+            .commit(bucket, meta.clone(), segment)
+            .await
+            .map_err(|e| internal(request, "committing an object failed", e))?;
         Ok(meta)
     }
 }
@@ -251,17 +251,12 @@ pub async fn put_object(
     } = sse::seal_new(state, &record, &key, sse, &request.resource).await?;
 
     let store = &state.objects;
-    let (file_name, file) = store
+    let (segment, file) = store
         .create_segment(bucket)
         .map_err(|e| internal(request, "creating a segment failed", e))?;
     let (cipher, salt) = new_segment_cipher(object_key.as_ref(), 1);
-    let (written, summary) = match receive(request, &mut body, file, cipher).await {
-        Ok(done) => done,
-        Err(e) => {
-            store.discard_segment(bucket, &file_name);
-            return Err(e);
-        }
-    };
+    // On any error `segment` is dropped, which removes its file.
+    let (written, summary) = receive(request, &mut body, file, cipher).await?;
     let meta = NewObject {
         key,
         headers: stored,
@@ -269,7 +264,7 @@ pub async fn put_object(
         checksum: given_checksum(&summary),
         encryption,
     }
-    .commit(state, request, bucket, file_name, salt, written)
+    .commit(state, request, bucket, segment, salt, written)
     .await?;
     let mut response = HttpResponse::Ok();
     response.insert_header(("ETag", format!("\"{}\"", meta.etag)));
@@ -315,6 +310,66 @@ pub async fn existing_object(
         return Err(request.error(S3ErrorKind::InternalError, "internal error"));
     }
     Ok(meta)
+}
+
+/// The most segment files a read opens before it answers. An object with more parts opens the
+/// rest as the read reaches them.
+// FIXME: a read of an object of more than 256 parts can be cut short when the object is
+// overwritten or deleted while the read is past its 256th part (the segment files it had not
+// opened yet are gone); reads of smaller objects always see one whole version.
+const MAX_OPEN_SEGMENTS: usize = 256;
+
+/// An object's record with its segment files already open: the files of a version replaced
+/// or deleted after this point stay readable through these handles, so a read always sees one
+/// whole version of the object.
+pub struct OpenedObject {
+    /// The record.
+    pub meta: ObjectMeta,
+    files: Vec<Option<std::fs::File>>,
+}
+
+impl OpenedObject {
+    /// New handles to the same files, for a second reader.
+    fn duplicate_files(&self) -> io::Result<Vec<Option<std::fs::File>>> {
+        self.files
+            .iter()
+            .map(|f| f.as_ref().map(std::fs::File::try_clone).transpose())
+            .collect()
+    }
+}
+
+/// Reads an object's record and opens its segment files. When an overwrite or a delete removes
+/// a file between the two, the record is read again.
+pub async fn open_object(
+    state: &AppState,
+    request: &S3Request,
+    bucket: &str,
+    key: &str,
+) -> Result<OpenedObject, S3Error> {
+    for _ in 0..8 {
+        let meta = existing_object(state, request, bucket, key).await?;
+        let store = state.objects.clone();
+        let (b, m) = (bucket.to_owned(), meta.clone());
+        let opened = tokio::task::spawn_blocking(move || {
+            m.segments
+                .iter()
+                .take(MAX_OPEN_SEGMENTS)
+                .map(|s| std::fs::File::open(store.segment_path(&b, &s.file)).map(Some))
+                .collect::<io::Result<Vec<_>>>()
+        })
+        .await
+        .map_err(|e| internal(request, "the open thread panicked", e))?;
+        match opened {
+            Ok(files) => return Ok(OpenedObject { meta, files }),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+            Err(e) => return Err(internal(request, "opening an object's data failed", e)),
+        }
+    }
+    Err(internal(
+        request,
+        "an object kept changing while it was opened",
+        "",
+    ))
 }
 
 /// The HTTP date form of a time.
@@ -436,8 +491,13 @@ fn parse_range(request: &S3Request, size: u64) -> Result<Option<(u64, u64)>, S3E
     Ok(Some(range))
 }
 
-/// The response headers every read of an object carries.
-fn object_headers(request: &S3Request, meta: &ObjectMeta, response: &mut HttpResponseBuilder) {
+/// The response headers every read of an object carries. A `response-*` override that is not
+/// a valid header value is `InvalidArgument`.
+fn object_headers(
+    request: &S3Request,
+    meta: &ObjectMeta,
+    response: &mut HttpResponseBuilder,
+) -> Result<(), S3Error> {
     response.insert_header(("ETag", format!("\"{}\"", meta.etag)));
     response.insert_header(("Last-Modified", http_date(&meta.last_modified)));
     response.insert_header(("Accept-Ranges", "bytes"));
@@ -450,6 +510,15 @@ fn object_headers(request: &S3Request, meta: &ObjectMeta, response: &mut HttpRes
                 .map(|name| (name.to_owned(), v.clone()))
         })
         .collect();
+    if let Some((name, _)) = overrides
+        .iter()
+        .find(|(_, v)| HeaderValue::from_str(v).is_err())
+    {
+        return Err(request.error(
+            S3ErrorKind::InvalidArgument,
+            format!("response-{name} is not a valid header value"),
+        ));
+    }
     let mut has_type = false;
     for (name, value) in meta.headers.iter().chain(&overrides) {
         has_type |= name == "content-type";
@@ -465,6 +534,7 @@ fn object_headers(request: &S3Request, meta: &ObjectMeta, response: &mut HttpRes
         response.insert_header(("x-amz-mp-parts-count", meta.segments.len().to_string()));
     }
     sse::report(&meta.encryption, request.req.headers(), response);
+    Ok(())
 }
 
 /// GetObject and HeadObject.
@@ -478,10 +548,19 @@ pub async fn get_object(
     request.require(state, Action::GetObject)?;
     existing_bucket(state, bucket)?;
     let key = object_key(request, raw_key)?;
-    let meta = existing_object(state, request, bucket, &key).await?;
+    let opened = if head {
+        // HEAD reads no data: the record is enough.
+        OpenedObject {
+            meta: existing_object(state, request, bucket, &key).await?,
+            files: Vec::new(),
+        }
+    } else {
+        open_object(state, request, bucket, &key).await?
+    };
+    let meta = &opened.meta;
     let customer = sse::parse_customer(request.req.headers(), CUSTOMER, &request.resource)?;
     sse::check_customer(&meta.encryption, customer.as_ref(), &request.resource)?;
-    check_conditions(request, "if-", &meta, false)?;
+    check_conditions(request, "if-", meta, false)?;
     let range = parse_range(request, meta.size)?;
     let (start, end) = range.unwrap_or((0, meta.size));
     let mut response = if range.is_some() {
@@ -494,7 +573,7 @@ pub async fn get_object(
     } else {
         HttpResponse::Ok()
     };
-    object_headers(request, &meta, &mut response);
+    object_headers(request, meta, &mut response)?;
     let checksum_mode = request
         .req
         .headers()
@@ -523,7 +602,7 @@ pub async fn get_object(
     let mut rx = spawn_reader(
         state.objects.clone(),
         bucket.to_owned(),
-        meta,
+        opened,
         object_key,
         start,
         end,
@@ -559,7 +638,7 @@ fn read_failure(request: &S3Request, error: &io::Error) -> S3Error {
 fn spawn_reader(
     store: Arc<ObjectStore>,
     bucket: String,
-    meta: ObjectMeta,
+    opened: OpenedObject,
     object_key: Option<SecretBytes>,
     start: u64,
     end: u64,
@@ -570,7 +649,7 @@ fn spawn_reader(
         let result = read_object(
             &store,
             &bucket,
-            &meta,
+            opened,
             object_key.as_ref(),
             start,
             end,
@@ -584,19 +663,23 @@ fn spawn_reader(
 }
 
 /// Reads plaintext `start..end` of an object, segment by segment, into `sink`; stops when the
-/// sink returns `false`.
+/// sink returns `false`. The segment files opened with the record ([`open_object`]) are read;
+/// segments beyond them are opened here.
 pub fn read_object(
     store: &ObjectStore,
     bucket: &str,
-    meta: &ObjectMeta,
+    object: OpenedObject,
     object_key: Option<&SecretBytes>,
     start: u64,
     end: u64,
     sink: &mut dyn FnMut(Vec<u8>) -> bool,
 ) -> io::Result<()> {
+    let OpenedObject { meta, files } = object;
     let mut offset = 0;
     let mut open = true;
+    let mut files = files.into_iter();
     for segment in &meta.segments {
+        let opened = files.next().flatten();
         let (seg_start, seg_end) = (offset, offset + segment.size);
         offset = seg_end;
         // Every segment a range touches is read; an empty object still reads its one segment
@@ -618,7 +701,10 @@ pub fn read_object(
                 ))
             }
         };
-        let file = std::fs::File::open(store.segment_path(bucket, &segment.file))?;
+        let file = match opened {
+            Some(file) => file,
+            None => std::fs::File::open(store.segment_path(bucket, &segment.file))?,
+        };
         let from = start.max(seg_start) - seg_start;
         let to = end.min(seg_end) - seg_start;
         let mut stopped = false;
@@ -668,7 +754,7 @@ pub async fn delete_objects(
 ) -> Result<HttpResponse, S3Error> {
     request.require(state, Action::DeleteObject)?;
     existing_bucket(state, bucket)?;
-    super::dispatch::check_integrity(request)?;
+    super::dispatch::check_integrity(request, true)?;
     let parsed = documents::parse_delete(&request.body).map_err(|e| {
         request.error(
             S3ErrorKind::MalformedXml,
@@ -836,12 +922,12 @@ pub fn copy_source(request: &S3Request) -> Result<(String, String), S3Error> {
     Ok((bucket.to_owned(), key.to_owned()))
 }
 
-/// An object opened as the source of a copy: its record and its key.
+/// An object opened as the source of a copy: its record, files and key.
 pub struct CopySource {
     /// The source bucket.
     pub bucket: String,
-    /// The source record.
-    pub meta: ObjectMeta,
+    /// The source record and files.
+    pub object: OpenedObject,
     /// The source's object key.
     pub object_key: Option<SecretBytes>,
 }
@@ -854,14 +940,15 @@ pub async fn open_copy_source(
     let (bucket, key) = copy_source(request)?;
     request.require(state, Action::GetObject)?;
     existing_bucket(state, &bucket)?;
-    let meta = existing_object(state, request, &bucket, &key).await?;
+    let object = open_object(state, request, &bucket, &key).await?;
+    let meta = &object.meta;
     let customer = sse::parse_customer(
         request.req.headers(),
         COPY_SOURCE_CUSTOMER,
         &request.resource,
     )?;
     sse::check_customer(&meta.encryption, customer.as_ref(), &request.resource)?;
-    check_conditions(request, "x-amz-copy-source-if-", &meta, true)?;
+    check_conditions(request, "x-amz-copy-source-if-", meta, true)?;
     let object_key = sse::open_existing(
         state,
         &bucket,
@@ -873,7 +960,7 @@ pub async fn open_copy_source(
     .await?;
     Ok(CopySource {
         bucket,
-        meta,
+        object,
         object_key,
     })
 }
@@ -889,7 +976,13 @@ pub async fn copy_data(
 ) -> Result<WrittenSegment, S3Error> {
     let store = state.objects.clone();
     let bucket = source.bucket.clone();
-    let meta = source.meta.clone();
+    let object = OpenedObject {
+        meta: source.object.meta.clone(),
+        files: source
+            .object
+            .duplicate_files()
+            .map_err(|e| internal(request, "duplicating file handles failed", e))?,
+    };
     let key = source.object_key.clone();
     let copied = tokio::task::spawn_blocking(move || {
         let mut writer = SegmentWriter::new(file, cipher);
@@ -897,7 +990,7 @@ pub async fn copy_data(
         read_object(
             &store,
             &bucket,
-            &meta,
+            object,
             key.as_ref(),
             start,
             end,
@@ -957,8 +1050,8 @@ pub async fn copy_object(
         stored_headers(headers)
     } else {
         (
-            source.meta.headers.clone(),
-            source.meta.user_metadata.clone(),
+            source.object.meta.headers.clone(),
+            source.object.meta.user_metadata.clone(),
         )
     };
     let Sealing {
@@ -966,26 +1059,20 @@ pub async fn copy_object(
         object_key,
     } = sse::seal_new(state, &record, &key, sse_request, &request.resource).await?;
     let store = &state.objects;
-    let (file_name, file) = store
+    let (segment, file) = store
         .create_segment(bucket)
         .map_err(|e| internal(request, "creating a segment failed", e))?;
     let (cipher, salt) = new_segment_cipher(object_key.as_ref(), 1);
-    let range = (0, source.meta.size);
-    let written = match copy_data(state, request, &source, range, file, cipher).await {
-        Ok(written) => written,
-        Err(e) => {
-            store.discard_segment(bucket, &file_name);
-            return Err(e);
-        }
-    };
+    let range = (0, source.object.meta.size);
+    let written = copy_data(state, request, &source, range, file, cipher).await?;
     let meta = NewObject {
         key,
         headers: stored,
         user_metadata: user,
-        checksum: source.meta.checksum.clone(),
+        checksum: source.object.meta.checksum.clone(),
         encryption,
     }
-    .commit(state, request, bucket, file_name, salt, written)
+    .commit(state, request, bucket, segment, salt, written)
     .await?;
     let mut response = HttpResponse::Ok();
     sse::report(&meta.encryption, request.req.headers(), &mut response);
