@@ -24,7 +24,8 @@ struct Flags {
     #[arg(long, env = "KMS_ADDRESS", default_value = "127.0.0.1:9000")]
     address: SocketAddr,
 
-    /// Directory for configuration, keys, buckets and secrets (created with mode 0700).
+    /// Directory for configuration, keys, buckets, objects and uploads, and secrets (created with
+    /// mode 0700).
     #[arg(long, env = "KMS_DATA_DIR", default_value = "./data")]
     data_dir: PathBuf,
 
