@@ -153,8 +153,10 @@ pub fn run(root: &Path, cargo: &Path, pytest_args: &[String]) -> Result<()> {
     let layout = Layout::new(root);
     let tools = Tools::find()?;
 
+    // kms-bench is built with the server, as `cargo xtask bench` builds them: one feature set,
+    // so the benchmark step of `cargo xtask test` compiles nothing again.
     Cmd::new(cargo)
-        .args(["build", "--release", "-p", "kms-server"])
+        .args(["build", "--release", "-p", "kms-server", "-p", "kms-bench"])
         .dir(root)
         .run()?;
     if !layout.server.is_file() {

@@ -119,11 +119,21 @@ fn test(root: &Path) -> Result<()> {
         ),
     ];
     let total = steps.len();
+    let started = std::time::Instant::now();
+    let mut took = Vec::new();
     for (index, (name, step)) in steps.iter().enumerate() {
         eprintln!("==> xtask test: step {}/{total}: {name}", index + 1);
+        let step_started = std::time::Instant::now();
         step().with_context(|| format!("step `{name}` failed; later steps not run"))?;
+        took.push((*name, step_started.elapsed()));
     }
-    eprintln!("==> xtask test: all {total} steps passed");
+    eprintln!(
+        "==> xtask test: all {total} steps passed in {:.0} s",
+        started.elapsed().as_secs_f64()
+    );
+    for (name, elapsed) in took {
+        eprintln!("    {:>6.0} s  {name}", elapsed.as_secs_f64());
+    }
     Ok(())
 }
 
