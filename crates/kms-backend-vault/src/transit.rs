@@ -163,9 +163,10 @@ impl MasterKey for VaultMasterKey {
     // buffers that this crate cannot zeroize (so do the token, which vaultrs keeps as a
     // `String`, and the plaintext Transit returns on unseal). Only the copies made here are
     // zeroized.
-    // FIXME: each Transit call costs kms-server about 127 µs of CPU (a third of it in the
-    // vaultrs/rustify/reqwest stack), so on a machine shared with OpenBao the Vault backend
-    // reaches 0.54 of OpenBao's own throughput, short of the 0.8 target (docs/performance.md).
+    // FIXME: each Transit call costs kms-server about 120 µs of CPU (a third of it in the
+    // vaultrs/rustify/reqwest stack), so on a 2-core machine shared with OpenBao the Vault
+    // backend reaches about 0.5 of OpenBao's own throughput, short of the 0.8 target
+    // (docs/performance.md).
     async fn seal(&self, data_key: &SecretBytes, context: &EncryptionContext) -> Result<Envelope> {
         let version = self.current_version;
         let aad = self.associated_data(version, context);
