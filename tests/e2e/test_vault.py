@@ -531,6 +531,17 @@ def test_an_outage_answers_503_and_heals_without_restart(clients, vault_server, 
     s3.create_bucket(Bucket=bucket)
     assert s3_put_encryption(server, bucket, config_xml("aws:kms", key_id)).status == 200
     stored = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]
+    # Objects (API.md §10): one under the bucket default (SSE-KMS on OpenBao), one unencrypted
+    # and one SSE-C in a bucket without default; only the first needs the KMS to be read.
+    plain_bucket = unique("vault-plain")
+    s3.create_bucket(Bucket=plain_bucket)
+    secret = b"kms-encrypted object " * 5000
+    s3.put_object(Bucket=bucket, Key="secret.bin", Body=secret)
+    assert s3.head_object(Bucket=bucket, Key="secret.bin")["ServerSideEncryption"] == "aws:kms"
+    plain = b"plain object " * 5000
+    s3.put_object(Bucket=plain_bucket, Key="plain.bin", Body=plain)
+    customer = {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": "k" * 32}
+    s3.put_object(Bucket=plain_bucket, Key="customer.bin", Body=plain, **customer)
 
     proxy.cut()
     try:
@@ -557,6 +568,19 @@ def test_an_outage_answers_503_and_heals_without_restart(clients, vault_server, 
                             f"/{bucket}")
         assert s3.get_bucket_encryption(Bucket=bucket)[
             "ServerSideEncryptionConfiguration"] == stored
+
+        # An SSE-KMS object neither reads nor is written while OpenBao is away (503, no byte
+        # of it in the answer); objects that do not need the KMS are not affected.
+        raw = S3Raw(server, server.credentials)
+        answer = raw.request("GET", f"/{bucket}/secret.bin")
+        expect_s3_error(answer, 503, "ServiceUnavailable", f"/{bucket}/secret.bin")
+        assert secret[:40] not in answer.body, answer
+        answer = raw.request("PUT", f"/{bucket}/during.bin", body=b"written during the outage")
+        expect_s3_error(answer, 503, "ServiceUnavailable", f"/{bucket}/during.bin")
+        assert raw.request("HEAD", f"/{bucket}/during.bin").status == 404
+        assert s3.get_object(Bucket=plain_bucket, Key="plain.bin")["Body"].read() == plain
+        assert s3.get_object(Bucket=plain_bucket, Key="customer.bin",
+                             **customer)["Body"].read() == plain
     finally:
         proxy.restore()
 
@@ -571,8 +595,13 @@ def test_an_outage_answers_503_and_heals_without_restart(clients, vault_server, 
     assert s3_put_encryption(server, bucket, body).status == 200
     assert s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"][
         "Rules"][0]["ApplyServerSideEncryptionByDefault"] == {"SSEAlgorithm": "AES256"}
+    assert s3.get_object(Bucket=bucket, Key="secret.bin")["Body"].read() == secret
     s3.delete_bucket_encryption(Bucket=bucket)
+    s3.delete_object(Bucket=bucket, Key="secret.bin")
     s3.delete_bucket(Bucket=bucket)
+    for key in ("plain.bin", "customer.bin"):
+        s3.delete_object(Bucket=plain_bucket, Key=key)
+    s3.delete_bucket(Bucket=plain_bucket)
 
 
 def test_a_silent_vault_answers_503_within_the_timeout(clients, vault_server, openbao, proxy,
