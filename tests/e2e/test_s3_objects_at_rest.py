@@ -492,3 +492,49 @@ def test_deleted_replaced_and_aborted_data_leaves_the_disk(spawn_server):
         stored(key, Sse.s3())
         s3.delete_object(Bucket="cleanup", Key=key)
     assert wait_until(lambda: not seg_files(own.data_dir), timeout=10), seg_files(own.data_dir)
+
+
+# ---- one unwrap per request -------------------------------------------------------------------
+
+
+def test_a_request_unwraps_the_data_key_once_whatever_it_reads(spawn_server):
+    """Every KMS unwrap loads the master key through the cache exactly once, so the cache's
+    hit and miss counters (API.md §7) count the unwraps: one per GET or UploadPart, however many
+    parts and packages it reads; none for HEAD, which needs no key."""
+    own = Own.of(spawn_server("at-rest-unwraps"))
+    key_id = own.new_key("unwraps")
+    own.s3.create_bucket(Bucket="unwraps")
+    own.s3.put_bucket_encryption(Bucket="unwraps",
+                                 ServerSideEncryptionConfiguration=config("aws:kms", key_id))
+
+    def loads() -> int:
+        stats = ok(own.admin.get("/kms/status"))["cache_stats"]
+        return stats["hit_count"] + stats["miss_count"]
+
+    def count(action) -> int:
+        before = loads()
+        action()
+        return loads() - before
+
+    parts = [body_of(PART, "unwrap 1"), body_of(PART, "unwrap 2"), body_of(3 * PACKAGE, "tail")]
+    created = own.s3.create_multipart_upload(Bucket="unwraps", Key="big")
+    upload_id = created["UploadId"]
+    done = []
+    for number, part in enumerate(parts, start=1):
+        def upload(number=number, part=part):
+            answer = own.s3.upload_part(Bucket="unwraps", Key="big", UploadId=upload_id,
+                                        PartNumber=number, Body=part)
+            done.append({"PartNumber": number, "ETag": answer["ETag"]})
+        assert count(upload) == 1, "an UploadPart unwraps the upload's data key once"
+    own.s3.complete_multipart_upload(Bucket="unwraps", Key="big", UploadId=upload_id,
+                                     MultipartUpload={"Parts": done})
+    whole = b"".join(parts)
+
+    def read(**range_args):
+        return own.s3.get_object(Bucket="unwraps", Key="big", **range_args)["Body"].read()
+
+    assert count(lambda: read()) == 1, "a GET of three parts and 200 packages unwraps once"
+    first, last = PART - PACKAGE, 2 * PART + 10
+    assert count(lambda: read(Range=f"bytes={first}-{last}")) == 1, "a Range across parts too"
+    assert read(Range=f"bytes={first}-{last}") == whole[first:last + 1]
+    assert count(lambda: own.s3.head_object(Bucket="unwraps", Key="big")) == 0
