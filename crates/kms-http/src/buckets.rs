@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::PathBuf;
-use std::sync::RwLock;
+use std::sync::{Arc, RwLock};
 
 use kms_backend_local::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
 use kms_core::KeyId;
@@ -29,7 +29,7 @@ pub struct BucketStore {
 
 impl BucketStore {
     /// Opens (creating if needed) the bucket directory and reads every record.
-    pub fn open(dir: PathBuf) -> io::Result<Self> {
+    pub fn open(dir: PathBuf) -> io::Result<Arc<Self>> {
         ensure_private_dir(&dir)?;
         remove_leftover_temps(&dir)?;
         let mut records = BTreeMap::new();
@@ -44,11 +44,11 @@ impl BucketStore {
                 records.insert(record.name.clone(), record);
             }
         }
-        Ok(Self {
+        Ok(Arc::new(Self {
             dir,
             records: RwLock::new(records),
             writer: tokio::sync::Mutex::new(()),
-        })
+        }))
     }
 
     /// Every bucket, in name order.
@@ -70,8 +70,17 @@ impl BucketStore {
             .cloned()
     }
 
-    /// Creates a bucket.
-    pub async fn create(&self, name: BucketName) -> Result<BucketRecord, BucketStoreError> {
+    /// Creates a bucket. Like every change here, it runs to its end on a task of its own, even
+    /// when the request that asked for it is dropped, so the file and the map never disagree.
+    pub async fn create(
+        self: &Arc<Self>,
+        name: BucketName,
+    ) -> Result<BucketRecord, BucketStoreError> {
+        let this = Arc::clone(self);
+        detached(async move { this.create_now(name).await }).await
+    }
+
+    async fn create_now(&self, name: BucketName) -> Result<BucketRecord, BucketStoreError> {
         let _writer = self.writer.lock().await;
         if self.get(&name).is_some() {
             return Err(BucketStoreError::AlreadyExists);
@@ -86,7 +95,13 @@ impl BucketStore {
     }
 
     /// Deletes a bucket record (the caller checks that it holds no objects).
-    pub async fn delete(&self, name: &BucketName) -> Result<(), BucketStoreError> {
+    pub async fn delete(self: &Arc<Self>, name: &BucketName) -> Result<(), BucketStoreError> {
+        let this = Arc::clone(self);
+        let name = name.clone();
+        detached(async move { this.delete_now(&name).await }).await
+    }
+
+    async fn delete_now(&self, name: &BucketName) -> Result<(), BucketStoreError> {
         let _writer = self.writer.lock().await;
         if self.get(name).is_none() {
             return Err(BucketStoreError::NotFound);
@@ -102,6 +117,16 @@ impl BucketStore {
 
     /// Sets or removes a bucket's default encryption.
     pub async fn set_encryption(
+        self: &Arc<Self>,
+        name: &BucketName,
+        encryption: Option<EncryptionConfig>,
+    ) -> Result<(), BucketStoreError> {
+        let this = Arc::clone(self);
+        let name = name.clone();
+        detached(async move { this.set_encryption_now(&name, encryption).await }).await
+    }
+
+    async fn set_encryption_now(
         &self,
         name: &BucketName,
         encryption: Option<EncryptionConfig>,
@@ -143,6 +168,16 @@ impl BucketStore {
             .insert(record.name.clone(), record);
         Ok(())
     }
+}
+
+/// Runs a change on a task of its own and waits for it: dropping the waiting future does not
+/// stop the change.
+async fn detached<T: Send + 'static>(
+    change: impl std::future::Future<Output = Result<T, BucketStoreError>> + Send + 'static,
+) -> Result<T, BucketStoreError> {
+    tokio::spawn(change)
+        .await
+        .map_err(|e| BucketStoreError::Io(io::Error::other(e)))?
 }
 
 /// Runs file I/O off the async workers.

@@ -46,7 +46,7 @@ pub struct AppState {
     /// Who may call.
     pub identities: Identities,
     /// The buckets.
-    pub buckets: BucketStore,
+    pub buckets: Arc<BucketStore>,
     /// The objects and multipart uploads.
     pub objects: Arc<ObjectStore>,
     /// The region requests are signed for.
