@@ -1394,3 +1394,21 @@ def test_list_multipart_uploads_shows_uploads_until_they_end(s3_client, make_buc
         Bucket=bucket, Key="b/second", UploadId=ids["b/second"],
         MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]})
     assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=bucket)
+
+
+def test_user_metadata_over_2_kb_is_refused_and_stores_nothing(s3_client, make_bucket):
+    bucket = make_bucket("bigmeta")
+    # Names and values count, as in S3: "k" + 2047 bytes is exactly 2 KB.
+    s3_client.put_object(Bucket=bucket, Key="at-limit", Body=b"x", Metadata={"k": "v" * 2047})
+    assert s3_client.head_object(Bucket=bucket, Key="at-limit")["Metadata"] == {"k": "v" * 2047}
+    too_much = {"k": "v" * 2048}
+    boto_error(lambda: s3_client.put_object(Bucket=bucket, Key="over", Body=b"x",
+                                            Metadata=too_much), 400, "MetadataTooLarge")
+    boto_error(lambda: s3_client.create_multipart_upload(Bucket=bucket, Key="over",
+                                                         Metadata=too_much),
+               400, "MetadataTooLarge")
+    boto_error(lambda: s3_client.copy_object(
+        Bucket=bucket, Key="over", CopySource={"Bucket": bucket, "Key": "at-limit"},
+        MetadataDirective="REPLACE", Metadata=too_much), 400, "MetadataTooLarge")
+    boto_error(lambda: s3_client.head_object(Bucket=bucket, Key="over"), 404, "404")
+    assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=bucket)

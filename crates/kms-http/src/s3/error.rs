@@ -76,6 +76,8 @@ pub enum S3ErrorKind {
     InvalidPartOrder,
     /// The object key is longer than 1024 bytes.
     KeyTooLong,
+    /// User metadata (`x-amz-meta-*`) over 2 KB.
+    MetadataTooLarge,
     /// Anything unexpected.
     InternalError,
 }
@@ -125,6 +127,7 @@ impl S3ErrorKind {
             Self::InvalidPart => (StatusCode::BAD_REQUEST, "InvalidPart"),
             Self::InvalidPartOrder => (StatusCode::BAD_REQUEST, "InvalidPartOrder"),
             Self::KeyTooLong => (StatusCode::BAD_REQUEST, "KeyTooLongError"),
+            Self::MetadataTooLarge => (StatusCode::BAD_REQUEST, "MetadataTooLarge"),
             Self::InternalError => (StatusCode::INTERNAL_SERVER_ERROR, "InternalError"),
         }
     }

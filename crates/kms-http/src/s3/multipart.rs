@@ -12,7 +12,7 @@ use super::dispatch::{xml_response, S3Request};
 use super::encryption::existing_bucket;
 use super::objects::{
     copy_data, given_checksum, internal, new_segment_cipher, object_key, open_copy_source, receive,
-    refuses_part_sse, report_checksum, stored_headers, upload_customer_key,
+    refuses_part_sse, report_checksum, upload_customer_key, write_headers,
 };
 use super::sse::{self, Sealing};
 use super::{S3Error, S3ErrorKind};
@@ -42,7 +42,7 @@ pub async fn create(
     let key = object_key(request, raw_key)?;
     let headers = request.req.headers();
     let sse_request = sse::parse_request(headers, &request.resource)?;
-    let (stored, user) = stored_headers(headers);
+    let (stored, user) = write_headers(request)?;
     let Sealing { encryption, .. } =
         sse::seal_new(state, &record, &key, sse_request, &request.resource).await?;
     let upload = UploadMeta {

@@ -55,9 +55,13 @@ pub fn internal(request: &S3Request, what: &str, error: impl std::fmt::Debug) ->
     request.error(S3ErrorKind::InternalError, "internal error")
 }
 
-/// Validates an object key taken from the path.
+/// Validates an object key taken from the path: UTF-8 (two invalid spellings must not name one
+/// object), at most 1024 bytes.
 pub fn object_key(request: &S3Request, raw: &str) -> Result<String, S3Error> {
-    let key = percent_decode(raw);
+    let key = percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map_err(|_| request.error(S3ErrorKind::InvalidArgument, "the object key is not UTF-8"))?
+        .into_owned();
     if key.len() > MAX_KEY_BYTES {
         return Err(request.error(
             S3ErrorKind::KeyTooLong,
@@ -70,8 +74,25 @@ pub fn object_key(request: &S3Request, raw: &str) -> Result<String, S3Error> {
 /// Header names and values, in order.
 pub type Pairs = Vec<(String, String)>;
 
-/// The representation headers and user metadata of a write.
-pub fn stored_headers(headers: &HeaderMap) -> (Pairs, Pairs) {
+/// The most bytes of user metadata (names and values of `x-amz-meta-*`) an object may carry, as
+/// in S3.
+const MAX_USER_METADATA: usize = 2 * 1024;
+
+/// The representation headers and user metadata of a write, refusing user metadata over 2 KB.
+pub fn write_headers(request: &S3Request) -> Result<(Pairs, Pairs), S3Error> {
+    let (stored, user) = stored_headers(request.req.headers());
+    let size: usize = user.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if size > MAX_USER_METADATA {
+        return Err(request.error(
+            S3ErrorKind::MetadataTooLarge,
+            format!("user metadata is {size} bytes; at most {MAX_USER_METADATA} are allowed"),
+        ));
+    }
+    Ok((stored, user))
+}
+
+/// The representation headers and user metadata a request carries.
+fn stored_headers(headers: &HeaderMap) -> (Pairs, Pairs) {
     let mut stored = Vec::new();
     let mut user = Vec::new();
     for (name, value) in headers {
@@ -244,7 +265,7 @@ pub async fn put_object(
     let headers = request.req.headers();
     check_write_preconditions(state, request, bucket, &key)?;
     let sse = sse::parse_request(headers, &request.resource)?;
-    let (stored, user) = stored_headers(headers);
+    let (stored, user) = write_headers(request)?;
     let Sealing {
         encryption,
         object_key,
@@ -1047,7 +1068,7 @@ pub async fn copy_object(
     check_write_preconditions(state, request, bucket, &key)?;
     let source = open_copy_source(state, request).await?;
     let (stored, user) = if replace {
-        stored_headers(headers)
+        write_headers(request)?
     } else {
         (
             source.object.meta.headers.clone(),
