@@ -122,6 +122,7 @@ impl ObjectStore {
     /// replacing any earlier one, whose segments are then removed. Like every change here, it
     /// runs to its end on a task of its own, even when the request that asked for it is dropped,
     /// so the files and the index never disagree.
+    ///
     /// `segment` is the new segment file: kept when the record is written, removed otherwise.
     pub async fn commit(
         self: &Arc<Self>,
@@ -313,6 +314,7 @@ impl ObjectStore {
 
     /// Records an uploaded part, replacing an earlier upload of the same number. Fails with
     /// `NotFound` when the upload was completed or aborted meanwhile.
+    ///
     /// `segment` is the part's file: kept when the record is written, removed otherwise.
     pub async fn commit_part(
         self: &Arc<Self>,
