@@ -1412,3 +1412,30 @@ def test_user_metadata_over_2_kb_is_refused_and_stores_nothing(s3_client, make_b
         MetadataDirective="REPLACE", Metadata=too_much), 400, "MetadataTooLarge")
     boto_error(lambda: s3_client.head_object(Bucket=bucket, Key="over"), 404, "404")
     assert "Uploads" not in s3_client.list_multipart_uploads(Bucket=bucket)
+
+
+def test_get_object_by_part_number_returns_that_part(s3_client, make_bucket, module_key):
+    """GetObject?partNumber=N, as multipart downloaders use it: the N-th part with 206 and
+    x-amz-mp-parts-count; part 1 of a single-PUT object is all of it."""
+    bucket = make_bucket("partnumber")
+    parts = [body_of(MIN_PART, "by part 1"), body_of(MIN_PART + 7, "by part 2"),
+             body_of(PACKAGE + 3, "by part 3")]
+    upload_multipart(s3_client, bucket, "parts.bin", parts, Sse.kms(module_key))
+    offset = 0
+    for number, part in enumerate(parts, start=1):
+        got = s3_client.get_object(Bucket=bucket, Key="parts.bin", PartNumber=number)
+        assert got["ResponseMetadata"]["HTTPStatusCode"] == 206
+        assert got["PartsCount"] == 3
+        assert got["ContentRange"] == f"bytes {offset}-{offset + len(part) - 1}/" \
+                                      f"{sum(map(len, parts))}"
+        assert got["Body"].read() == part
+        head = s3_client.head_object(Bucket=bucket, Key="parts.bin", PartNumber=number)
+        assert head["ContentLength"] == len(part)
+        offset += len(part)
+    boto_error(lambda: s3_client.get_object(Bucket=bucket, Key="parts.bin", PartNumber=4),
+               416, "InvalidPartNumber")
+    boto_error(lambda: s3_client.get_object(Bucket=bucket, Key="parts.bin", PartNumber=1,
+                                            Range="bytes=0-1"), 400, "InvalidRequest")
+    s3_client.put_object(Bucket=bucket, Key="single.bin", Body=parts[2])
+    got = s3_client.get_object(Bucket=bucket, Key="single.bin", PartNumber=1)
+    assert got["Body"].read() == parts[2]

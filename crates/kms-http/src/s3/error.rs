@@ -64,6 +64,8 @@ pub enum S3ErrorKind {
     BucketNotEmpty,
     /// The Range cannot be satisfied.
     InvalidRange,
+    /// `partNumber` names a part the object does not have.
+    InvalidPartNumber,
     /// A precondition (`If-Match`, `If-Unmodified-Since`) failed.
     PreconditionFailed,
     /// `If-None-Match` or `If-Modified-Since` says the client's copy is current (no body).
@@ -121,6 +123,7 @@ impl S3ErrorKind {
             Self::NoSuchUpload => (StatusCode::NOT_FOUND, "NoSuchUpload"),
             Self::BucketNotEmpty => (StatusCode::CONFLICT, "BucketNotEmpty"),
             Self::InvalidRange => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange"),
+            Self::InvalidPartNumber => (StatusCode::RANGE_NOT_SATISFIABLE, "InvalidPartNumber"),
             Self::PreconditionFailed => (StatusCode::PRECONDITION_FAILED, "PreconditionFailed"),
             Self::NotModified => (StatusCode::NOT_MODIFIED, "NotModified"),
             Self::EntityTooSmall => (StatusCode::BAD_REQUEST, "EntityTooSmall"),

@@ -512,6 +512,42 @@ fn parse_range(request: &S3Request, size: u64) -> Result<Option<(u64, u64)>, S3E
     Ok(Some(range))
 }
 
+/// The byte range of `?partNumber=N` (the N-th part of a multipart object; part 1 of any other
+/// object is all of it), which S3 multipart downloaders ask for instead of a `Range`.
+fn part_range(request: &S3Request, meta: &ObjectMeta) -> Result<Option<(u64, u64)>, S3Error> {
+    let Some((_, text)) = request.query.iter().find(|(k, _)| k == "partNumber") else {
+        return Ok(None);
+    };
+    let number = text
+        .parse::<usize>()
+        .ok()
+        .filter(|n| (1..=10_000).contains(n))
+        .ok_or_else(|| {
+            request.error(
+                S3ErrorKind::InvalidArgument,
+                "partNumber must be an integer from 1 to 10000",
+            )
+        })?;
+    if request.req.headers().contains_key("range") {
+        return Err(request.error(
+            S3ErrorKind::InvalidRequest,
+            "Cannot specify both Range header and partNumber query parameter",
+        ));
+    }
+    let Some(part) = meta.segments.get(number - 1) else {
+        return Err(request.error(
+            S3ErrorKind::InvalidPartNumber,
+            "the requested part number is not satisfiable",
+        ));
+    };
+    if part.size == 0 {
+        // An empty object: its one part is all of it, and no range can express it.
+        return Ok(None);
+    }
+    let start: u64 = meta.segments[..number - 1].iter().map(|s| s.size).sum();
+    Ok(Some((start, start + part.size)))
+}
+
 /// The response headers every read of an object carries. A `response-*` override that is not
 /// a valid header value is `InvalidArgument`.
 fn object_headers(
@@ -582,7 +618,10 @@ pub async fn get_object(
     let customer = sse::parse_customer(request.req.headers(), CUSTOMER, &request.resource)?;
     sse::check_customer(&meta.encryption, customer.as_ref(), &request.resource)?;
     check_conditions(request, "if-", meta, false)?;
-    let range = parse_range(request, meta.size)?;
+    let range = match part_range(request, meta)? {
+        Some(part) => Some(part),
+        None => parse_range(request, meta.size)?,
+    };
     let (start, end) = range.unwrap_or((0, meta.size));
     let mut response = if range.is_some() {
         let mut partial = HttpResponse::build(StatusCode::PARTIAL_CONTENT);
