@@ -224,15 +224,6 @@ pub struct Checksums {
     hashers: Vec<(ChecksumAlgorithm, Hasher)>,
 }
 
-/// What [`Checksums::verify`] computed.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Digests {
-    /// The MD5 of the body, when `Content-MD5` was given.
-    pub md5: Option<[u8; 16]>,
-    /// The first `x-amz-checksum-*` given, as a header or a trailer.
-    pub checksum: Option<Checksum>,
-}
-
 impl Checksums {
     fn new() -> Self {
         Self {
@@ -317,12 +308,16 @@ impl Checksums {
 
     /// Checks every value given against the body, the trailer values among `trailers` (names
     /// lower case). A bad base64 or a mismatch is `BadDigest`; a checksum trailer announced but
-    /// missing, or present but not announced, is `InvalidRequest`.
-    pub fn verify(self, trailers: &[(String, String)]) -> Result<Digests, BodyStreamError> {
-        let md5: Option<[u8; 16]> = self.md5.map(|m| m.finalize().into());
-        if let Some(md5) = &md5 {
+    /// missing, or present but not announced, is `InvalidRequest`. Returns the first
+    /// `x-amz-checksum-*` given, as a header or a trailer, now verified.
+    pub fn verify(
+        self,
+        trailers: &[(String, String)],
+    ) -> Result<Option<Checksum>, BodyStreamError> {
+        if let Some(md5) = self.md5 {
+            let md5: [u8; 16] = md5.finalize().into();
             for given in &self.content_md5 {
-                check_digest(given, md5, "content-md5")?;
+                check_digest(given, &md5, "content-md5")?;
             }
         }
         for (name, _) in trailers
@@ -364,7 +359,7 @@ impl Checksums {
                 value: STANDARD.encode(actual),
             });
         }
-        Ok(Digests { md5, checksum })
+        Ok(checksum)
     }
 }
 
@@ -383,8 +378,6 @@ fn check_digest(given: &str, actual: &[u8], header: &str) -> Result<(), BodyStre
 pub struct BodySummary {
     /// The length of the decoded body.
     pub length: u64,
-    /// The MD5 of the decoded body, when `Content-MD5` was given.
-    pub md5: Option<[u8; 16]>,
     /// The first `x-amz-checksum-*` given, as a header or a trailer, now verified.
     pub checksum: Option<Checksum>,
     /// The trailers of an `aws-chunked` body, names lower case, without the trailer signature.
@@ -626,11 +619,10 @@ impl BodyStream {
             }
         }
         let checksums = std::mem::replace(&mut self.checksums, Checksums::new());
-        let digests = checksums.verify(&trailers)?;
+        let checksum = checksums.verify(&trailers)?;
         Ok(BodySummary {
             length: self.received,
-            md5: digests.md5,
-            checksum: digests.checksum,
+            checksum,
             trailers,
         })
     }
@@ -874,7 +866,6 @@ mod tests {
         let (decoded, summary) = whole.clone().unwrap();
         assert_eq!(decoded, data);
         assert_eq!(summary.length, 200);
-        assert_eq!(summary.md5, None, "no Content-MD5, no MD5 computed");
         let checksum = summary.checksum.unwrap();
         assert_eq!(
             (checksum.algorithm, checksum.value),
@@ -1079,11 +1070,8 @@ mod tests {
     async fn content_md5_is_verified_when_given() {
         let good = header_map(&[("content-md5", CHECK_MD5)]);
         let plain = read(&good, Payload::Plain, vec![CHECK_INPUT.to_vec()], LIMIT);
-        let (_, summary) = plain.await.unwrap();
-        assert_eq!(
-            summary.md5.map(|m| STANDARD.encode(m)).as_deref(),
-            Some(CHECK_MD5)
-        );
+        let (data, summary) = plain.await.unwrap();
+        assert_eq!(data, CHECK_INPUT);
         assert_eq!(summary.checksum, None);
 
         let headers = header_map(&[("content-md5", "AAAAAAAAAAAAAAAAAAAAAA==")]);

@@ -9,7 +9,7 @@ mod multipart;
 mod objects;
 mod sse;
 
-pub use body::{BodyStream, BodyStreamError, BodySummary, Checksum, Checksums, Digests};
+pub use body::{BodyStream, BodyStreamError, BodySummary, Checksum, Checksums};
 pub use dispatch::dispatch;
 pub use encryption::{delete_encryption, get_encryption, put_encryption};
 pub use error::{S3Error, S3ErrorKind};
