@@ -24,6 +24,7 @@ use std::sync::{Arc, RwLock};
 use chrono::{DateTime, Utc};
 use kms_backend_local::{ensure_private_dir, remove_durably, remove_leftover_temps, write_atomic};
 use kms_core::SecretBytes;
+use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 
 use crate::listing::{list, ListQuery, Listing};
@@ -147,7 +148,7 @@ impl ObjectStore {
         let bytes = serde_json::to_vec_pretty(&meta).map_err(io::Error::other)?;
         let keep: HashSet<String> = meta.segments.iter().map(|s| s.file.clone()).collect();
         blocking(move || {
-            let old = read_record(&path)?;
+            let old = read_json::<ObjectMeta>(&path)?;
             write_atomic(&path, &bytes, 0o600)?;
             if let Some(old) = old {
                 remove_segments(&dir, old.segments.iter().map(|s| &s.file), &keep);
@@ -175,7 +176,7 @@ impl ObjectStore {
             return Ok(None);
         }
         let path = self.record_path(bucket, key);
-        blocking(move || read_record(&path)).await
+        blocking(move || read_json::<ObjectMeta>(&path)).await
     }
 
     /// What the index knows of an object.
@@ -202,7 +203,7 @@ impl ObjectStore {
         let path = self.record_path(bucket, key);
         let dir = self.bucket_dir(bucket);
         blocking(move || {
-            let old = read_record(&path)?;
+            let old = read_json::<ObjectMeta>(&path)?;
             remove_durably(&path)?;
             if let Some(old) = old {
                 remove_segments(&dir, old.segments.iter().map(|s| &s.file), &HashSet::new());
@@ -253,16 +254,8 @@ impl ObjectStore {
             if dir.exists() {
                 fs::remove_dir_all(&dir)?;
             }
-            for entry in fs::read_dir(&uploads)? {
-                let entry = entry?;
-                let record = entry.path().join("upload.json");
-                if let Ok(bytes) = fs::read(&record) {
-                    if serde_json::from_slice::<UploadMeta>(&bytes)
-                        .is_ok_and(|upload| upload.bucket == bucket)
-                    {
-                        fs::remove_dir_all(entry.path())?;
-                    }
-                }
+            for (dir, _) in uploads_in(&uploads, &bucket)? {
+                fs::remove_dir_all(dir)?;
             }
             Ok(())
         })
@@ -296,14 +289,7 @@ impl ObjectStore {
         let Some(dir) = self.upload_dir(upload_id) else {
             return Ok(None);
         };
-        blocking(move || match fs::read(dir.join("upload.json")) {
-            Ok(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(io::Error::other),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(e),
-        })
-        .await
+        blocking(move || read_json(&dir.join("upload.json"))).await
     }
 
     /// Creates a new, empty segment file for a part of an upload.
@@ -341,7 +327,7 @@ impl ObjectStore {
                 return Err(no_upload());
             }
             let path = dir.join(format!("part-{:05}.json", part.part_number));
-            let old = read_part(&path)?;
+            let old = read_json::<PartMeta>(&path)?;
             write_atomic(&path, &bytes, 0o600)?;
             if let Some(old) = old {
                 let keep = HashSet::from([part.file.clone()]);
@@ -428,26 +414,14 @@ impl ObjectStore {
         let root = self.uploads.clone();
         let bucket = bucket.to_owned();
         blocking(move || {
-            let mut found = Vec::new();
-            for entry in fs::read_dir(&root)? {
-                let path = entry?.path().join("upload.json");
-                if let Ok(bytes) = fs::read(&path) {
-                    if let Ok(upload) = serde_json::from_slice::<UploadMeta>(&bytes) {
-                        if upload.bucket == bucket {
-                            found.push(upload);
-                        }
-                    }
-                }
-            }
+            let mut found: Vec<UploadMeta> = uploads_in(&root, &bucket)?
+                .into_iter()
+                .map(|(_, upload)| upload)
+                .collect();
             found.sort_by(|a, b| (&a.key, a.initiated).cmp(&(&b.key, b.initiated)));
             Ok(found)
         })
         .await
-    }
-
-    /// The path of a part segment file.
-    pub fn part_segment_path(&self, upload_id: &str, file: &str) -> Option<PathBuf> {
-        self.upload_dir(upload_id).map(|dir| dir.join(file))
     }
 }
 
@@ -501,7 +475,8 @@ fn new_segment_file(dir: &Path) -> io::Result<(PendingSegment, File)> {
     Ok((pending, file))
 }
 
-fn read_record(path: &Path) -> io::Result<Option<ObjectMeta>> {
+/// A JSON record: `None` when the file does not exist, `InvalidData` when it does not parse.
+fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
     match fs::read(path) {
         Ok(bytes) => serde_json::from_slice(&bytes)
             .map(Some)
@@ -511,14 +486,19 @@ fn read_record(path: &Path) -> io::Result<Option<ObjectMeta>> {
     }
 }
 
-fn read_part(path: &Path) -> io::Result<Option<PartMeta>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
+/// The uploads in progress in a bucket, with their directories. An unreadable upload record
+/// is passed over: it belongs to no bucket anyone can name.
+fn uploads_in(root: &Path, bucket: &str) -> io::Result<Vec<(PathBuf, UploadMeta)>> {
+    let mut found = Vec::new();
+    for entry in fs::read_dir(root)? {
+        let dir = entry?.path();
+        if let Ok(Some(upload)) = read_json::<UploadMeta>(&dir.join("upload.json")) {
+            if upload.bucket == bucket {
+                found.push((dir, upload));
+            }
+        }
     }
+    Ok(found)
 }
 
 fn read_parts(dir: &Path) -> io::Result<Vec<PartMeta>> {
@@ -529,7 +509,7 @@ fn read_parts(dir: &Path) -> io::Result<Vec<PartMeta>> {
     for entry in fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.starts_with("part-") && name.ends_with(".json") {
-            if let Some(part) = read_part(&dir.join(&name))? {
+            if let Some(part) = read_json::<PartMeta>(&dir.join(&name))? {
                 parts.push(part);
             }
         }
@@ -567,7 +547,7 @@ fn open_bucket_dir(dir: &Path) -> io::Result<BTreeMap<String, Summary>> {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".json") {
-            let Some(meta) = read_record(&entry.path())? else {
+            let Some(meta) = read_json::<ObjectMeta>(&entry.path())? else {
                 continue;
             };
             referenced.extend(meta.segments.iter().map(|s| s.file.clone()));
