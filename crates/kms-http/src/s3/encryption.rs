@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
-use kms_core::{Backend, Error};
+use kms_core::Backend;
 use s3_bucket_encryption::{BucketName, BucketRecord, EncryptionConfig, SseAlgorithm};
 
-use super::{S3Error, S3ErrorKind};
+use super::{sse, S3Error, S3ErrorKind};
 use crate::buckets::BucketStoreError;
 use crate::AppState;
 
@@ -33,16 +33,13 @@ fn no_such_bucket(name: &str) -> S3Error {
 
 /// The running KMS backend, when it answers; 503 `ServiceUnavailable` otherwise.
 pub async fn service_ready(state: &AppState, name: &str) -> Result<Arc<dyn Backend>, S3Error> {
-    let unavailable = || {
-        S3Error::new(
+    let backend = sse::backend(state, &resource(name))?;
+    if !state.service.healthy().await {
+        return Err(S3Error::new(
             S3ErrorKind::ServiceUnavailable,
             "the KMS is not available; retry later",
             resource(name),
-        )
-    };
-    let backend = state.service.running_backend().map_err(|_| unavailable())?;
-    if !state.service.healthy().await {
-        return Err(unavailable());
+        ));
     }
     Ok(backend)
 }
@@ -67,22 +64,10 @@ pub async fn put_encryption(
                 )
             })?,
         };
-        let meta = backend.describe_key(&key_id).await.map_err(|e| match e {
-            Error::KeyNotFound { .. } => S3Error::new(
-                S3ErrorKind::KmsKeyNotFound,
-                format!("KMS key '{key_id}' does not exist"),
-                resource(name),
-            ),
-            Error::BackendUnavailable { .. } => S3Error::new(
-                S3ErrorKind::ServiceUnavailable,
-                "the KMS backend is unavailable",
-                resource(name),
-            ),
-            other => {
-                tracing::error!(error = %other, "describing a key for bucket encryption failed");
-                S3Error::new(S3ErrorKind::InternalError, "internal error", resource(name))
-            }
-        })?;
+        let meta = backend
+            .describe_key(&key_id)
+            .await
+            .map_err(|e| sse::kms_error(e, &resource(name)))?;
         if !meta.enabled() {
             return Err(S3Error::new(
                 S3ErrorKind::KmsInvalidState,

@@ -155,7 +155,7 @@ fn parse_context(text: &str, resource: &str) -> Result<BTreeMap<String, String>,
     Ok(pairs)
 }
 
-/// The KMS backend when the service runs; 503 otherwise.
+/// The KMS backend when the service runs; 503 `ServiceUnavailable` otherwise.
 pub fn backend(state: &AppState, resource: &str) -> Result<Arc<dyn Backend>, S3Error> {
     state.service.running_backend().map_err(|_| {
         S3Error::new(
@@ -166,7 +166,8 @@ pub fn backend(state: &AppState, resource: &str) -> Result<Arc<dyn Backend>, S3E
     })
 }
 
-/// The S3 error for a KMS failure while writing or reading an object.
+/// The S3 error for a KMS failure on the S3 API: writing or reading an object, or checking the
+/// key of a bucket default encryption.
 pub fn kms_error(error: Error, resource: &str) -> S3Error {
     let (kind, message) = match &error {
         Error::KeyNotFound { key_id } => (
@@ -183,7 +184,7 @@ pub fn kms_error(error: Error, resource: &str) -> S3Error {
             "the KMS backend is unavailable; retry later".to_owned(),
         ),
         other => {
-            tracing::error!(error = %other, "a KMS operation for an object failed");
+            tracing::error!(error = %other, "a KMS operation for the S3 API failed");
             (S3ErrorKind::InternalError, "internal error".to_owned())
         }
     };
