@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from hardening import admin as admin_client
 from hardening import files_under, s3raw
 from kms_clients import BotocoreClient, ok
-from s3_clients import MIB, Fetched, S3Raw, boto3_client, expect_s3_error
+from s3_clients import MIB, Fetched, S3Raw, boto3_client, config, expect_s3_error
 
 
 @dataclass
@@ -39,6 +39,14 @@ class Own:
 
     def new_key(self, description: str = "e2e at rest") -> str:
         return ok(self.admin.post("/kms/keys", {"Description": description}))["key_id"]
+
+    def kms_bucket(self, bucket: str) -> str:
+        """Creates ``bucket`` with default SSE-KMS under a new key of its own; returns the key."""
+        key_id = self.new_key(bucket)
+        self.s3.create_bucket(Bucket=bucket)
+        self.s3.put_bucket_encryption(
+            Bucket=bucket, ServerSideEncryptionConfiguration=config("aws:kms", key_id))
+        return key_id
 
 
 def marked(marker: bytes, size: int) -> bytes:

@@ -502,10 +502,7 @@ def test_a_request_unwraps_the_data_key_once_whatever_it_reads(spawn_server):
     hit and miss counters (API.md §7) count the unwraps: one per GET or UploadPart, however many
     parts and packages it reads; none for HEAD, which needs no key."""
     own = Own.of(spawn_server("at-rest-unwraps"))
-    key_id = own.new_key("unwraps")
-    own.s3.create_bucket(Bucket="unwraps")
-    own.s3.put_bucket_encryption(Bucket="unwraps",
-                                 ServerSideEncryptionConfiguration=config("aws:kms", key_id))
+    own.kms_bucket("unwraps")
 
     def loads() -> int:
         stats = ok(own.admin.get("/kms/status"))["cache_stats"]

@@ -73,7 +73,6 @@ from s3_clients import (
     body_of,
     boto_error,
     checksum_crc32,
-    config,
     content_md5,
     customer_key,
     expect_s3_error,
@@ -1391,10 +1390,7 @@ class Tally:
 
 def test_16_clients_overwriting_one_key_while_others_read_it(spawn_server):
     own = Own.of(spawn_server("hostile-overwrite"))
-    key_id = own.new_key("overwrite")
-    own.s3.create_bucket(Bucket="hot")
-    own.s3.put_bucket_encryption(Bucket="hot",
-                                 ServerSideEncryptionConfiguration=config("aws:kms", key_id))
+    key_id = own.kms_bucket("hot")
     bodies = [body_of(PACKAGE * (1 + i % 4) + 97 * i, f"writer {i}") for i in range(WRITERS)]
     digests = {hashlib.sha256(b).hexdigest(): i for i, b in enumerate(bodies)}
     own.s3.put_object(Bucket="hot", Key="k", Body=bodies[0])

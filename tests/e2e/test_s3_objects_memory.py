@@ -18,7 +18,7 @@ from typing import Iterator
 import pytest
 
 from at_rest import Own
-from s3_clients import MIB, Sse, body_of, check_sse, config, object_target, sse_fields
+from s3_clients import MIB, Sse, body_of, check_sse, object_target, sse_fields
 
 SIZE = 1024 * MIB
 CHUNK = MIB
@@ -87,12 +87,9 @@ def expected(first: int, last: int) -> bytes:
 
 
 @pytest.mark.big
-def test_a_512_mib_object_streams_through_flat_memory(spawn_server):
+def test_a_1_gib_object_streams_through_flat_memory(spawn_server):
     own = Own.of(spawn_server("objects-memory"))
-    key_id = own.new_key("memory")
-    own.s3.create_bucket(Bucket="big")
-    own.s3.put_bucket_encryption(Bucket="big",
-                                 ServerSideEncryptionConfiguration=config("aws:kms", key_id))
+    key_id = own.kms_bucket("big")
     target = object_target("big", "large.bin")
     pid = own.server.process.pid
 
