@@ -11,8 +11,8 @@ use super::body::BodyStream;
 use super::dispatch::{xml_response, S3Request};
 use super::encryption::existing_bucket;
 use super::objects::{
-    copy_data, given_checksum, internal, new_segment_cipher, object_key, open_copy_source, receive,
-    refuses_part_sse, report_checksum, upload_customer_key, write_headers,
+    copy_data, copy_source, given_checksum, internal, new_segment_cipher, object_key,
+    open_copy_source, receive, report_checksum, upload_customer_key, write_headers,
 };
 use super::sse::{self, Sealing};
 use super::{S3Error, S3ErrorKind};
@@ -120,11 +120,10 @@ pub async fn upload_part(
     request.require(state, Action::PutObject)?;
     let number = part_number(request)?;
     let (key, upload) = existing_upload(state, request, Action::PutObject, bucket, raw_key).await?;
-    refuses_part_sse(request)?;
     let customer = upload_customer_key(request, &upload.encryption)?;
     let copy = match body {
         Some(_) => None,
-        None => Some(open_copy_source(state, request).await?),
+        None => Some(open_copy_source(state, request, copy_source(request)?).await?),
     };
     let object_key = sse::open_existing(
         state,

@@ -996,8 +996,8 @@ pub struct CopySource {
 pub async fn open_copy_source(
     state: &AppState,
     request: &S3Request,
+    (bucket, key): (String, String),
 ) -> Result<CopySource, S3Error> {
-    let (bucket, key) = copy_source(request)?;
     request.require(state, Action::GetObject)?;
     existing_bucket(state, &bucket)?;
     let object = open_object(state, request, &bucket, &key).await?;
@@ -1097,15 +1097,15 @@ pub async fn copy_object(
         }
     };
     let sse_request = sse::parse_request(headers, &request.resource)?;
-    let (source_bucket, source_key) = copy_source(request)?;
-    if source_bucket == bucket && source_key == key && !replace && !sse_request.is_specified() {
+    let source = copy_source(request)?;
+    if source.0 == bucket && source.1 == key && !replace && !sse_request.is_specified() {
         return Err(request.error(
             S3ErrorKind::InvalidRequest,
             "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata or encryption attributes.",
         ));
     }
     check_write_preconditions(state, request, bucket, &key)?;
-    let source = open_copy_source(state, request).await?;
+    let source = open_copy_source(state, request, source).await?;
     let (stored, user) = if replace {
         write_headers(request)?
     } else {
@@ -1145,23 +1145,23 @@ pub async fn copy_object(
         )))
 }
 
-/// The SSE-C key given for a write into an upload, checked against the upload's encryption.
+/// The SSE-C key of a request writing into an upload, checked against the upload's encryption
+/// (parsed once with the other encryption headers): a part takes its encryption from the
+/// upload, so only SSE-C's key, which the server does not keep, may be given.
 pub fn upload_customer_key(
     request: &S3Request,
     encryption: &Encryption,
 ) -> Result<Option<CustomerKey>, S3Error> {
-    let customer = sse::parse_customer(request.req.headers(), CUSTOMER, &request.resource)?;
+    let customer = match sse::parse_request(request.req.headers(), &request.resource)? {
+        SseRequest::Unspecified => None,
+        SseRequest::Customer(key) => Some(key),
+        _ => {
+            return Err(request.error(
+                S3ErrorKind::InvalidArgument,
+                "the encryption of an upload is chosen when it is created",
+            ))
+        }
+    };
     sse::check_customer(encryption, customer.as_ref(), &request.resource)?;
     Ok(customer)
-}
-
-/// Whether a request names server-side encryption that an upload part may not carry.
-pub fn refuses_part_sse(request: &S3Request) -> Result<(), S3Error> {
-    match sse::parse_request(request.req.headers(), &request.resource)? {
-        SseRequest::Unspecified | SseRequest::Customer(_) => Ok(()),
-        _ => Err(request.error(
-            S3ErrorKind::InvalidArgument,
-            "the encryption of an upload is chosen when it is created",
-        )),
-    }
 }
