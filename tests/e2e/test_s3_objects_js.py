@@ -190,3 +190,49 @@ def test_an_aborted_upload_is_gone(js_s3, make_bucket):
     assert results[1]["ok"] and results[1]["status"] == 204, results[1]
     js_error(results[2], 404, "NoSuchUpload")
     assert not results[3]["ok"] and results[3]["status"] == 404, results[3]
+
+
+def test_part_copies_upload_listings_part_reads_and_v1_listings(js_s3, make_bucket, new_key):
+    """What a console's copy and download managers use besides the basic commands:
+    UploadPartCopy, ListMultipartUploads, GetObject by PartNumber and ListObjects (v1)."""
+    js = js_s3()
+    bucket = make_bucket("js-more")
+    source = body_of(PART + PACKAGE, "js part copy source")
+    js_ok(js.one("PutObject", Bucket=bucket, Key="source.bin", BodyBase64=b64(source),
+                 ServerSideEncryption="AES256"))
+    sse = Sse.kms(new_key("js part copy"))
+    ids = {"Bucket": bucket, "Key": "copied.bin"}
+    upload = {**ids, "UploadId": js_ok(js.one("CreateMultipartUpload", **ids,
+                                               **js_args(sse)))["UploadId"]}
+    results = js.run([
+        {"op": "ListMultipartUploads", "input": {"Bucket": bucket}},
+        {"op": "UploadPartCopy", "input": {**upload, "PartNumber": 1,
+                                           "CopySource": f"{bucket}/source.bin",
+                                           "CopySourceRange": f"bytes=0-{PART - 1}"}},
+        {"op": "UploadPartCopy", "input": {**upload, "PartNumber": 2,
+                                           "CopySource": f"{bucket}/source.bin",
+                                           "CopySourceRange": f"bytes={PART}-{len(source) - 1}"}},
+    ], timeout=TIMEOUT)
+    listed = js_ok(results[0])
+    assert [(u["Key"], u["UploadId"]) for u in listed["Uploads"]] == [
+        ("copied.bin", upload["UploadId"])], listed
+    etags = [js_ok(r)["CopyPartResult"]["ETag"] for r in results[1:]]
+    results = js.run([
+        {"op": "CompleteMultipartUpload", "input": {**upload, "MultipartUpload": {"Parts": [
+            {"PartNumber": n, "ETag": e} for n, e in enumerate(etags, start=1)]}}},
+        {"op": "GetObject", "input": {**ids, "PartNumber": 2}},
+        {"op": "ListMultipartUploads", "input": {"Bucket": bucket}},
+        {"op": "ListObjects", "input": {"Bucket": bucket, "MaxKeys": 1}},
+        {"op": "ListObjects", "input": {"Bucket": bucket, "Marker": "copied.bin"}},
+    ], timeout=TIMEOUT)
+    js_ok(results[0])
+    part = results[1]
+    assert part["ok"] and part["status"] == 206, part
+    assert part["output"]["PartsCount"] == 2, part
+    assert js_body(part["output"]) == source[PART:]
+    check_sse(part["output"], sse)
+    assert not js_ok(results[2]).get("Uploads"), results[2]
+    first_page = js_ok(results[3])
+    assert [e["Key"] for e in first_page["Contents"]] == ["copied.bin"], first_page
+    assert first_page["IsTruncated"] is True, first_page
+    assert [e["Key"] for e in js_ok(results[4])["Contents"]] == ["source.bin"], results[4]

@@ -31,12 +31,15 @@ import {
   DeleteObjectCommand,
   DeleteObjectsCommand,
   ListObjectsV2Command,
+  ListObjectsCommand,
   CopyObjectCommand,
   CreateMultipartUploadCommand,
   UploadPartCommand,
   CompleteMultipartUploadCommand,
   AbortMultipartUploadCommand,
-  ListPartsCommand
+  ListPartsCommand,
+  ListMultipartUploadsCommand,
+  UploadPartCopyCommand
 } from '@aws-sdk/client-s3';
 
 const COMMANDS = {
@@ -53,12 +56,15 @@ const COMMANDS = {
   DeleteObject: DeleteObjectCommand,
   DeleteObjects: DeleteObjectsCommand,
   ListObjectsV2: ListObjectsV2Command,
+  ListObjects: ListObjectsCommand,
   CopyObject: CopyObjectCommand,
   CreateMultipartUpload: CreateMultipartUploadCommand,
   UploadPart: UploadPartCommand,
   CompleteMultipartUpload: CompleteMultipartUploadCommand,
   AbortMultipartUpload: AbortMultipartUploadCommand,
-  ListParts: ListPartsCommand
+  ListParts: ListPartsCommand,
+  ListMultipartUploads: ListMultipartUploadsCommand,
+  UploadPartCopy: UploadPartCopyCommand
 };
 
 // The command input with BodyBase64 / BodyFile turned into a Body of bytes.
